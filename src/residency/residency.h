@@ -1,0 +1,95 @@
+/* residency/residency.h — where weights live (ARCHITECTURE §3–§4).
+ *
+ * One sl_res per component (text encoder, diffusion model, VAE). A model declares its units at
+ * load (one per block/layer, plus "globals") and registers each weight it needs, giving the
+ * sl_tensor field that will receive the weight's data pointer. It never allocates or frees
+ * weight memory. At run time it brackets the use of a unit:
+ *
+ *     sl_res_acquire(res, unit, ctx);   // compute queue waits for the unit's upload (event, no
+ *                                       // host wait); the unit's tensors now point at its bytes;
+ *                                       // uploads of the next streamed units are queued
+ *     ... ops on the unit's tensors ...
+ *     sl_res_release(res, unit, ctx);   // the slot may be reused once queued compute is done
+ *
+ * Units must be acquired in the same order every pass (the order of the first pass is recorded
+ * and drives prefetch). Globals may be acquired once for the whole pass. sl_res_acquire and
+ * sl_res_release with res == NULL do nothing (dry runs on the measuring backend).
+ *
+ * Lifecycle driven by the pipeline:
+ *   create → add units/tensors → load_host (host home: pinned arena, or the mapped file itself
+ *   on host-visible backends) → plan → load_device (upload resident units) → passes →
+ *   park (free VRAM, no copy back) → load_device … → free.
+ */
+#ifndef SL_RESIDENCY_RESIDENCY_H
+#define SL_RESIDENCY_RESIDENCY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backend/ops.h"
+#include "io/wdir.h"
+
+typedef struct sl_res sl_res;
+
+typedef enum sl_unit_place { SL_UNIT_RESIDENT, SL_UNIT_STREAMED } sl_unit_place;
+
+/* `name` names the component in messages and logs ("diffusion model"). */
+sl_status sl_res_create(sl_backend *be, const char *name, sl_res **out, sl_err *err);
+void sl_res_free(sl_res *r); /* NULL is fine; frees device and host memory it owns */
+
+/* ---- declaration (at model load) ---- */
+/* Returns the new unit's index (0, 1, 2, … in call order). */
+int sl_res_add_unit(sl_res *r, const char *unit_name);
+/* Register weight `e` (or only its rows [row0, row0 + nrows) when nrows > 0; row slicing keeps
+ * whole rows so it works for block types) as part of `unit`. *dst receives dtype and shape now
+ * and its data pointer whenever the unit is acquired; dst must stay at a stable address for the
+ * life of r (a field of the model struct). */
+void sl_res_add_tensor(sl_res *r, int unit, const sl_wentry *e, int64_t row0, int64_t nrows,
+                       sl_tensor *dst);
+/* Estimated compute seconds of one use of the unit in a pass (planner input; refined by
+ * measurement after the first pass). */
+void sl_res_set_unit_cost(sl_res *r, int unit, double seconds);
+
+int sl_res_unit_count(const sl_res *r);
+size_t sl_res_unit_bytes(const sl_res *r, int unit); /* packed bytes (256-byte aligned tensors) */
+size_t sl_res_total_bytes(const sl_res *r);
+
+/* ---- host home ---- */
+/* Pack every unit's tensors contiguously into the host home. On host-visible backends without
+ * device emulation the mapped file is used in place (no copy). */
+sl_status sl_res_load_host(sl_res *r, sl_err *err);
+
+/* ---- planning and device placement ---- */
+typedef struct sl_res_plan_opts {
+    size_t budget;            /* device bytes this component's weights may use (resident units
+                                 + streaming slots); SIZE_MAX: everything may be resident */
+    int prefetch;             /* streaming prefetch depth (>= 1); slots = prefetch + 1 */
+    double link_gbps;         /* measured host→device bandwidth, GB/s (0: unknown) */
+    bool force_stream_all;    /* testing/benchmarks: plan nothing resident */
+} sl_res_plan_opts;
+
+sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err);
+sl_unit_place sl_res_unit_place(const sl_res *r, int unit);
+/* Device bytes the current plan needs (resident units + slots). */
+size_t sl_res_plan_bytes(const sl_res *r);
+/* Upload resident units and allocate slots (no-op when already loaded). */
+sl_status sl_res_load_device(sl_res *r, sl_err *err);
+/* Free all device memory of this component (no copy back). */
+void sl_res_park(sl_res *r);
+bool sl_res_is_loaded(const sl_res *r);
+
+/* ---- passes ---- */
+void sl_res_begin_pass(sl_res *r, sl_ctx *ctx);
+void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx);
+void sl_res_release(sl_res *r, int unit, sl_ctx *ctx);
+void sl_res_end_pass(sl_res *r, sl_ctx *ctx);
+
+/* Per-pass counters (the last completed pass). */
+typedef struct sl_res_stats {
+    int units_resident, units_streamed;
+    size_t bytes_uploaded;
+    double copy_ms, compute_ms, stall_ms, pass_ms;
+} sl_res_stats;
+void sl_res_last_stats(const sl_res *r, sl_res_stats *out);
+
+#endif
