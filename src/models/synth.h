@@ -53,4 +53,12 @@ typedef struct sl_synth_opts {
 sl_status sl_synth_write(const sl_synth_list *l, const sl_synth_opts *o, const char *path,
                          sl_err *err);
 
+/* Per-architecture tensor lists, implemented by each model (models/<arch>/).
+ * size: "tiny" (every name and the structure, small dims; the config the reference fixtures use)
+ * or "full" (the real release). layout: "official" (diffusers / HF names) or "comfy" (ComfyUI /
+ * BFL single-file names); architectures with one layout ignore it. */
+sl_status sl_zimage_synth_list(const char *size, const char *layout, sl_synth_list *out, sl_err *err);
+sl_status sl_qwen3_synth_list(const char *size, const char *layout, sl_synth_list *out, sl_err *err);
+sl_status sl_fluxvae_synth_list(const char *size, const char *layout, sl_synth_list *out, sl_err *err);
+
 #endif
