@@ -70,6 +70,9 @@ sl_status sl_gguf_writer_open(sl_gguf_writer **out, const char *path, sl_err *er
 sl_status sl_gguf_writer_kv_str(sl_gguf_writer *w, const char *key, const char *value, sl_err *err);
 sl_status sl_gguf_writer_kv_u32(sl_gguf_writer *w, const char *key, uint32_t value, sl_err *err);
 sl_status sl_gguf_writer_kv_f32(sl_gguf_writer *w, const char *key, float value, sl_err *err);
+/* An ARRAY of I32 (e.g. comfy.gguf.orig_shape.<name>, outermost first). */
+sl_status sl_gguf_writer_kv_i32_array(sl_gguf_writer *w, const char *key, const int32_t *values,
+                                      int n, sl_err *err);
 sl_status sl_gguf_writer_add(sl_gguf_writer *w, const char *name, sl_dtype dtype, int ndim,
                              const int64_t *ne, sl_err *err); /* ne row-major */
 sl_status sl_gguf_writer_begin_data(sl_gguf_writer *w, sl_err *err);
