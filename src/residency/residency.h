@@ -54,10 +54,21 @@ int sl_res_unit_count(const sl_res *r);
 size_t sl_res_unit_bytes(const sl_res *r, int unit); /* packed bytes (256-byte aligned tensors) */
 size_t sl_res_total_bytes(const sl_res *r);
 
+const char *sl_res_unit_name(const sl_res *r, int unit);
+const char *sl_res_name(const sl_res *r);
+
 /* ---- host home ---- */
+/* Tell the engine where file index `file` of the registered entries (sl_wentry.file) lives, so
+ * that load_host reads it with pread straight into the pinned arena (and drops it from the page
+ * cache) instead of copying from the mapping. Optional: without it the mapped bytes are copied.
+ * `path` is copied. */
+sl_status sl_res_set_file(sl_res *r, int file, const char *path, sl_err *err);
 /* Pack every unit's tensors contiguously into the host home. On host-visible backends without
- * device emulation the mapped file is used in place (no copy). */
+ * device emulation the mapped file is used in place (no copy). Device backends get one pinned
+ * arena (be->vt->host_alloc) of sl_res_total_bytes(); SL_ERR_OOM_HOST names the bytes needed. */
 sl_status sl_res_load_host(sl_res *r, sl_err *err);
+/* Host bytes the host home holds (0 when the mapped file is used in place). */
+size_t sl_res_host_bytes(const sl_res *r);
 
 /* ---- planning and device placement ---- */
 typedef struct sl_res_plan_opts {

@@ -1,0 +1,367 @@
+/* Residency engine tests on the adversarial fake backend (test_res.h): a toy model of N blocks
+ * whose weights live in a file written here, run under every placement; outputs must be
+ * bit-identical to the host-visible run that uses the mapped file in place. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/rng.h"
+#include "residency/residency.h"
+#include "test.h"
+#include "test_res.h"
+
+/* ---- the toy model's file: raw tensors at deliberately odd offsets ---- */
+
+enum { MAXU = 24 };
+
+typedef struct toy_file {
+    char path[600];
+    uint8_t *map;
+    size_t size;
+    int n_blocks, D;
+    sl_wentry win, wout;       /* globals: (D, D) f32, used first and last */
+    sl_wentry wb[MAXU];        /* block i: (2D, D), rows [0, D) and [D, 2D) used as two weights */
+    sl_wentry bias[MAXU];      /* block i: (D) f32 */
+} toy_file;
+
+static const sl_dtype k_dts[3] = {SL_DTYPE_BF16, SL_DTYPE_F32, SL_DTYPE_F16};
+
+static void put_tensor(FILE *fp, sl_wentry *e, const char *name, sl_dtype dt, int ndim,
+                       const int64_t *ne, uint64_t seed, float std, uint64_t *off) {
+    sl_tensor t = sl_tensor_make(dt, ndim, ne);
+    int64_t n = sl_tensor_numel(&t);
+    float *v = malloc((size_t)n * sizeof *v);
+    size_t nb = sl_tensor_nbytes(&t);
+    uint8_t *b = malloc(nb);
+    SL_ASSERT(v && b);
+    sl_rng_normal(seed, 7, 0, v, n);
+    for (int64_t i = 0; i < n; i++) {
+        float x = v[i] * std;
+        if (dt == SL_DTYPE_F32) memcpy(b + 4 * i, &x, 4);
+        if (dt == SL_DTYPE_BF16) {
+            uint16_t h = sl_f32_to_bf16(x);
+            memcpy(b + 2 * i, &h, 2);
+        }
+        if (dt == SL_DTYPE_F16) {
+            uint16_t h = sl_f32_to_f16(x);
+            memcpy(b + 2 * i, &h, 2);
+        }
+    }
+    /* 3 bytes of junk before each tensor: offsets are not aligned */
+    fwrite("xyz", 1, 3, fp);
+    *off += 3;
+    *e = (sl_wentry){.name = name, .file = 0, .offset = *off, .nbytes = nb, .dtype = dt, .ndim = ndim};
+    for (int i = 0; i < ndim; i++) e->ne[i] = ne[i];
+    fwrite(b, 1, nb, fp);
+    *off += nb;
+    free(v);
+    free(b);
+}
+
+static void toy_file_write(toy_file *tf, int n_blocks, int D) {
+    memset(tf, 0, sizeof *tf);
+    SL_ASSERT(n_blocks <= MAXU);
+    tf->n_blocks = n_blocks;
+    tf->D = D;
+    snprintf(tf->path, sizeof tf->path, "%s/toy.bin", sl_test_tmpdir());
+    FILE *fp = fopen(tf->path, "wb");
+    SL_ASSERT(fp);
+    uint64_t off = 0;
+    float s = 1.0f / sqrtf((float)D);
+    put_tensor(fp, &tf->win, "in.weight", SL_DTYPE_F32, 2, (int64_t[]){D, D}, 1, s, &off);
+    for (int i = 0; i < n_blocks; i++) {
+        put_tensor(fp, &tf->wb[i], "blocks.w", k_dts[i % 3], 2, (int64_t[]){2 * D, D}, 100 + i, s, &off);
+        put_tensor(fp, &tf->bias[i], "blocks.b", SL_DTYPE_F32, 1, (int64_t[]){D}, 200 + i, 0.1f, &off);
+    }
+    put_tensor(fp, &tf->wout, "out.weight", SL_DTYPE_F32, 2, (int64_t[]){D, D}, 3, s, &off);
+    fclose(fp);
+    int fd = open(tf->path, O_RDONLY);
+    SL_ASSERT(fd >= 0);
+    tf->size = (size_t)off;
+    tf->map = mmap(NULL, tf->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    SL_ASSERT(tf->map != MAP_FAILED);
+    close(fd);
+    sl_wentry *all[] = {&tf->win, &tf->wout};
+    for (int i = 0; i < 2; i++) all[i]->data = tf->map + all[i]->offset;
+    for (int i = 0; i < n_blocks; i++) {
+        tf->wb[i].data = tf->map + tf->wb[i].offset;
+        tf->bias[i].data = tf->map + tf->bias[i].offset;
+    }
+}
+
+static void toy_file_close(toy_file *tf) {
+    if (tf->map) munmap(tf->map, tf->size);
+    tf->map = NULL;
+}
+
+/* ---- the toy model ---- */
+
+typedef struct toy {
+    const toy_file *tf;
+    sl_res *res;
+    int g; /* globals unit */
+    int u[MAXU];
+    sl_tensor win, wout;                   /* (D, D) */
+    sl_tensor w1[MAXU], w2[MAXU], b[MAXU]; /* (D, D), (D, D), (D) */
+} toy;
+
+/* Declare the units; globals first as models do. `use_paths`: give the file path (pread). */
+static sl_status toy_open(toy *t, const toy_file *tf, sl_backend *be, bool use_paths, sl_err *err) {
+    memset(t, 0, sizeof *t);
+    t->tf = tf;
+    sl_status st = sl_res_create(be, "toy model", &t->res, err);
+    if (st != SL_OK) return st;
+    t->g = sl_res_add_unit(t->res, "globals");
+    sl_res_add_tensor(t->res, t->g, &tf->win, 0, 0, &t->win);
+    sl_res_add_tensor(t->res, t->g, &tf->wout, 0, 0, &t->wout);
+    for (int i = 0; i < tf->n_blocks; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "blocks.%d", i);
+        t->u[i] = sl_res_add_unit(t->res, name);
+        sl_res_add_tensor(t->res, t->u[i], &tf->wb[i], 0, tf->D, &t->w1[i]);
+        sl_res_add_tensor(t->res, t->u[i], &tf->bias[i], 0, 0, &t->b[i]);
+        sl_res_add_tensor(t->res, t->u[i], &tf->wb[i], tf->D, tf->D, &t->w2[i]);
+    }
+    if (use_paths && (st = sl_res_set_file(t->res, 0, tf->path, err)) != SL_OK) return st;
+    return SL_OK;
+}
+
+/* One pass: x = in·winᵀ; per block x += (x·w1ᵀ + b)·w2ᵀ; out = x·woutᵀ. Globals are held for
+ * the whole pass (a streamed globals unit keeps its slot while blocks stream past it). */
+static void toy_pass(toy *t, sl_ctx *c, const float *in, float *out, int T) {
+    int D = t->tf->D;
+    size_t mark = sl_ctx_mark(c);
+    sl_tensor x0 = sl_new2(c, SL_DTYPE_F32, T, D), x = sl_new2(c, SL_DTYPE_F32, T, D);
+    sl_tensor h = sl_new2(c, SL_DTYPE_F32, T, D), h2 = sl_new2(c, SL_DTYPE_F32, T, D);
+    if (sl_ctx_status(c) != SL_OK) return;
+    sl_upload(c, &x0, in);
+    sl_res_begin_pass(t->res, c);
+    sl_res_acquire(t->res, t->g, c);
+    sl_op_matmul(c, &x, &x0, &t->win, NULL);
+    for (int i = 0; i < t->tf->n_blocks; i++) {
+        sl_res_acquire(t->res, t->u[i], c);
+        sl_op_matmul(c, &h, &x, &t->w1[i], &t->b[i]);
+        sl_op_matmul(c, &h2, &h, &t->w2[i], NULL);
+        sl_op_add(c, &x, &x, &h2);
+        sl_res_release(t->res, t->u[i], c);
+    }
+    sl_op_matmul(c, &x0, &x, &t->wout, NULL);
+    sl_res_release(t->res, t->g, c);
+    sl_res_end_pass(t->res, c);
+    sl_download(c, out, &x0);
+    sl_ctx_reset(c, mark);
+}
+
+/* A context with an arena of device memory for T×D activations. */
+typedef struct toy_ctx {
+    sl_ctx c;
+    void *arena;
+    sl_backend *be;
+    bool dev;
+} toy_ctx;
+
+static size_t toy_arena_bytes(int T, int D) { return 4 * SL_ALIGN_UP((size_t)T * D * 4, 256) + 256; }
+
+static void toy_ctx_init(toy_ctx *tc, sl_backend *be, int T, int D) {
+    size_t n = toy_arena_bytes(T, D);
+    tc->be = be;
+    tc->dev = be->info.is_device;
+    sl_err e = {0};
+    if (tc->dev)
+        SL_ASSERT(be->vt->alloc(be, n, &tc->arena, &e) == SL_OK);
+    else
+        SL_ASSERT(posix_memalign(&tc->arena, 256, n) == 0);
+    sl_ctx_init(&tc->c, be, tc->arena, n);
+}
+
+static void toy_ctx_free(toy_ctx *tc) {
+    if (tc->dev)
+        tc->be->vt->free(tc->be, tc->arena);
+    else
+        free(tc->arena);
+}
+
+static void toy_input(float *in, int T, int D) { sl_rng_normal(42, 1, 0, in, (int64_t)T * D); }
+
+/* Reference: the host-visible backend, mapped bytes in place. */
+static void toy_reference(const toy_file *tf, int T, float *out, int passes) {
+    rf_opts o = {.plain = true};
+    sl_backend *be = rf_create(&o);
+    toy t;
+    sl_err e = {0};
+    SL_ASSERT(toy_open(&t, tf, be, false, &e) == SL_OK);
+    SL_ASSERT(sl_res_load_host(t.res, &e) == SL_OK);
+    toy_ctx tc;
+    toy_ctx_init(&tc, be, T, tf->D);
+    float *in = malloc((size_t)T * tf->D * sizeof *in);
+    toy_input(in, T, tf->D);
+    for (int p = 0; p < passes; p++) toy_pass(&t, &tc.c, in, out, T);
+    SL_ASSERT(sl_ctx_status(&tc.c) == SL_OK);
+    free(in);
+    toy_ctx_free(&tc);
+    sl_res_free(t.res);
+    sl_backend_destroy(be);
+}
+
+/* ---- tests ---- */
+
+SL_TEST(res_units_and_slices) {
+    toy_file tf;
+    toy_file_write(&tf, 4, 24);
+    rf_opts o = {.plain = true};
+    sl_backend *be = rf_create(&o);
+    toy t;
+    sl_err e = {0};
+    REQUIRE_OK(toy_open(&t, &tf, be, false, &e), &e);
+    CHECK(sl_res_unit_count(t.res) == 5);
+    CHECK(!strcmp(sl_res_unit_name(t.res, t.u[2]), "blocks.2"));
+    /* shapes now, data at acquire */
+    CHECK(t.w1[0].ne[0] == 24 && t.w1[0].ne[1] == 24 && t.w1[0].data == NULL);
+    CHECK(t.w1[0].dtype == SL_DTYPE_BF16 && t.w1[1].dtype == SL_DTYPE_F32);
+    /* globals: two f32 (24, 24) tensors of 2304 bytes (a multiple of 256) */
+    CHECK(sl_res_unit_bytes(t.res, t.g) == 2 * 2304);
+    /* block 0 (bf16): w1 1152 → 1280, bias 96 → 256, w2 1152 → 1280 */
+    CHECK(sl_res_unit_bytes(t.res, t.u[0]) == 1280 + 256 + 1280);
+    size_t sum = 0;
+    for (int i = 0; i < sl_res_unit_count(t.res); i++) {
+        CHECK(sl_res_unit_bytes(t.res, i) % 256 == 0);
+        sum += sl_res_unit_bytes(t.res, i);
+    }
+    CHECK(sl_res_total_bytes(t.res) == sum);
+    /* host-visible: the mapped file in place, rows sliced by offset; no host copy */
+    REQUIRE_OK(sl_res_load_host(t.res, &e), &e);
+    CHECK(sl_res_host_bytes(t.res) == 0 && rf_host_used(be) == 0);
+    sl_ctx c;
+    sl_ctx_init(&c, be, NULL, 0);
+    sl_res_acquire(t.res, t.u[1], &c);
+    CHECK(t.w1[1].data == tf.wb[1].data);
+    CHECK((const uint8_t *)t.w2[1].data == (const uint8_t *)tf.wb[1].data + 24 * 24 * 4);
+    CHECK(t.b[1].data == tf.bias[1].data);
+    sl_res_release(t.res, t.u[1], &c);
+    sl_res_free(t.res);
+    sl_backend_destroy(be);
+    toy_file_close(&tf);
+}
+
+SL_TEST(res_null_is_noop) {
+    /* dry runs pass res == NULL */
+    sl_res_begin_pass(NULL, NULL);
+    sl_res_acquire(NULL, 0, NULL);
+    sl_res_release(NULL, 0, NULL);
+    sl_res_end_pass(NULL, NULL);
+    sl_res_park(NULL);
+    sl_res_free(NULL);
+}
+
+/* Run `passes` passes on a device-mode fake with the given plan; compare each with ref. */
+typedef struct run_cfg {
+    rf_policy policy;
+    uint64_t seed;
+    size_t budget; /* weights budget (SIZE_MAX: all may be resident) */
+    int prefetch;
+    bool stream_all;
+    bool use_paths;
+    int passes;
+    bool park_between; /* park + load_device between passes */
+} run_cfg;
+
+static int run_device(const toy_file *tf, int T, const float *ref, const run_cfg *rc, sl_err *e,
+                      sl_res_stats *st_out) {
+    size_t arena = toy_arena_bytes(T, tf->D);
+    rf_opts o = {.policy = rc->policy, .seed = rc->seed,
+                 .budget = rc->budget == SIZE_MAX ? 0 : rc->budget + SL_ALIGN_UP(arena, 256)};
+    sl_backend *be = rf_create(&o);
+    toy t;
+    int bad = 0;
+    float *in = malloc((size_t)T * tf->D * sizeof *in), *out = malloc((size_t)T * tf->D * sizeof *out);
+    toy_input(in, T, tf->D);
+    toy_ctx tc;
+    toy_ctx_init(&tc, be, T, tf->D);
+    sl_status st = toy_open(&t, tf, be, rc->use_paths, e);
+    if (st == SL_OK) st = sl_res_load_host(t.res, e);
+    sl_res_plan_opts po = {.budget = rc->budget, .prefetch = rc->prefetch ? rc->prefetch : 1,
+                           .link_gbps = 1, .force_stream_all = rc->stream_all};
+    if (st == SL_OK) st = sl_res_plan(t.res, &po, e);
+    if (st == SL_OK) st = sl_res_load_device(t.res, e);
+    for (int p = 0; st == SL_OK && p < rc->passes; p++) {
+        toy_pass(&t, &tc.c, in, out, T);
+        st = sl_ctx_take_error(&tc.c, e);
+        if (st == SL_OK && memcmp(out, ref, (size_t)T * tf->D * sizeof *out)) bad++;
+        if (rc->budget != SIZE_MAX && rf_device_peak(be) > o.budget) bad++;
+        if (st == SL_OK && rc->park_between) {
+            sl_res_park(t.res);
+            if (rf_device_used(be) != SL_ALIGN_UP(arena, 256)) bad++;
+            st = sl_res_load_device(t.res, e);
+        }
+    }
+    if (st_out && t.res) sl_res_last_stats(t.res, st_out);
+    sl_res_free(t.res);
+    toy_ctx_free(&tc);
+    sl_backend_destroy(be); /* asserts nothing leaked */
+    free(in);
+    free(out);
+    return st != SL_OK ? -1 : bad;
+}
+
+SL_TEST(res_all_resident_matches_in_place) {
+    enum { N = 6, D = 32, T = 5, P = 3 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    float ref[T * D];
+    toy_reference(&tf, T, ref, 1);
+    for (int pol = 0; pol < 3; pol++) {
+        for (int paths = 0; paths < 2; paths++) {
+            run_cfg rc = {.policy = (rf_policy)pol, .seed = 9, .budget = SIZE_MAX, .passes = P,
+                          .use_paths = paths, .park_between = pol == 2};
+            sl_err e = {0};
+            int bad = run_device(&tf, T, ref, &rc, &e, NULL);
+            CHECKF(bad == 0, "policy %d paths %d: %d bad passes (%s)", pol, paths, bad, e.msg);
+        }
+    }
+    toy_file_close(&tf);
+}
+
+SL_TEST(res_resident_survives_host_poison) {
+    /* all resident: after load_device the host arena can be garbage; passes read device copies */
+    enum { N = 4, D = 16, T = 3 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    float ref[T * D], out[T * D], in[T * D];
+    toy_reference(&tf, T, ref, 1);
+    toy_input(in, T, D);
+    rf_opts o = {.policy = RF_COMPUTE_FIRST};
+    sl_backend *be = rf_create(&o);
+    toy t;
+    sl_err e = {0};
+    REQUIRE_OK(toy_open(&t, &tf, be, true, &e), &e);
+    REQUIRE_OK(sl_res_load_host(t.res, &e), &e);
+    CHECK(sl_res_host_bytes(t.res) == sl_res_total_bytes(t.res));
+    CHECK(rf_host_used(be) == sl_res_total_bytes(t.res));
+    sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1};
+    REQUIRE_OK(sl_res_plan(t.res, &po, &e), &e);
+    for (int i = 0; i < sl_res_unit_count(t.res); i++) CHECK(sl_res_unit_place(t.res, i) == SL_UNIT_RESIDENT);
+    CHECK(sl_res_plan_bytes(t.res) == sl_res_total_bytes(t.res));
+    REQUIRE_OK(sl_res_load_device(t.res, &e), &e);
+    CHECK(sl_res_is_loaded(t.res));
+    CHECK(rf_copy_bytes(be) == sl_res_total_bytes(t.res));
+    rf_poison_host(be);
+    toy_ctx tc;
+    toy_ctx_init(&tc, be, T, D);
+    for (int p = 0; p < 2; p++) {
+        toy_pass(&t, &tc.c, in, out, T);
+        REQUIRE_OK(sl_ctx_take_error(&tc.c, &e), &e);
+        CHECK(memcmp(out, ref, sizeof out) == 0);
+    }
+    /* no weight crossed the link again */
+    CHECK(rf_copy_bytes(be) == sl_res_total_bytes(t.res));
+    sl_res_park(t.res);
+    CHECK(!sl_res_is_loaded(t.res));
+    CHECK(rf_device_used(be) == SL_ALIGN_UP(toy_arena_bytes(T, D), 256));
+    toy_ctx_free(&tc);
+    sl_res_free(t.res);
+    sl_backend_destroy(be);
+    toy_file_close(&tf);
+}
