@@ -34,7 +34,10 @@ typedef struct sl_wentry {
 typedef struct sl_wdir sl_wdir;
 
 /* Open one or more paths (each a .safetensors file, a .safetensors.index.json, or a .gguf) into
- * one directory. A name present twice is an error naming both files. */
+ * one directory. A name present twice is an error naming both files. A path may also be a folder
+ * holding exactly one *.safetensors.index.json (e.g. a diffusers component folder with its
+ * shards), or else exactly one .safetensors/.gguf file. GGUF is recognised by its magic, an index
+ * by the .json suffix; every tensor an index lists must be in the shard it names. */
 sl_status sl_wdir_open(sl_wdir **out, const char *const *paths, int n_paths, sl_err *err);
 void sl_wdir_free(sl_wdir *d); /* NULL is fine */
 
@@ -46,8 +49,13 @@ const sl_wentry *sl_wdir_find(const sl_wdir *d, const char *name);
 const char *sl_wdir_file_path(const sl_wdir *d, int file);
 sl_file_format sl_wdir_file_format(const sl_wdir *d, int file);
 int sl_wdir_file_count(const sl_wdir *d);
-/* Key/value metadata (safetensors __metadata__ strings; GGUF string values), NULL when absent. */
+/* Key/value metadata (safetensors __metadata__ strings; GGUF string values, and GGUF scalar
+ * values printed as decimal text, "true"/"false" for bools; GGUF arrays are left out), NULL when
+ * absent. With several files, the first file's value of a key wins. Borrowed, valid until
+ * sl_wdir_free. */
 const char *sl_wdir_meta(const sl_wdir *d, const char *key);
+int sl_wdir_meta_count(const sl_wdir *d);
+void sl_wdir_meta_at(const sl_wdir *d, int i, const char **key, const char **value);
 /* A tensor descriptor for an entry, data pointing at the mapped bytes. */
 sl_tensor sl_wentry_tensor(const sl_wentry *e);
 
