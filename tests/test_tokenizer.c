@@ -336,9 +336,8 @@ static char *bytelevel(const uint32_t map[256], const char *p, size_t n) {
     return s;
 }
 
-/* merges of the built-in vocabulary, recovered by encoding: token 256 + r is merge r in Qwen's
- * files, and the split of each token into two is found by BPE of its own bytes minus its last
- * merge — too indirect; instead read the compact file directly (format in tools/vocab). */
+/* tokenizer.json of the built-in vocabulary, read from the committed compact file (format in
+ * tools/vocab/qwen3_vocab.py); merges as "a b" strings or, with pair_form, ["a", "b"] pairs. */
 static int write_json(const sl_tok *tok, const char *path, int pair_form) {
     char blob_path[1200];
     snprintf(blob_path, sizeof blob_path, "%s/data/qwen3/qwen3.tokbin", sl_test_root());

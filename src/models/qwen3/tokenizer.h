@@ -40,7 +40,8 @@ sl_status sl_tok_load_builtin(sl_tok **out, sl_err *err);
 
 /* A model folder's own tokenizer.json (HF format): model.type "BPE" with model.vocab, model.merges
  * (either "a b" strings or ["a", "b"] pairs), added_tokens, normalizer NFC or null, pre_tokenizer
- * Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)] or a lone ByteLevel/Split.
+ * Sequence[Split(Regex, Isolated), ByteLevel(add_prefix_space=false, use_regex=false)] (the
+ * Qwen2/Qwen3 form). Loading the 11 MB Qwen3 file takes about 0.1 s.
  * Anything else (byte_fallback, dropout, an unk token, added tokens with lstrip/rstrip/single_word/
  * normalized=true, other normalisers) is SL_ERR_UNSUPPORTED with a message naming the field. */
 sl_status sl_tok_load_json(const char *path, sl_tok **out, sl_err *err);
