@@ -154,8 +154,9 @@ typedef struct sl_zimage {
     sl_zimage_block *blocks;
     int n_blocks;
     /* host scratch for RoPE tables (grown on demand, reused across passes) */
-    float *host_tab;
-    size_t host_tab_cap;           /* floats */
+    float *host_tab;               /* [N, Dh] floats */
+    int *host_pos;                 /* [N, 3] positions */
+    size_t host_tab_cap;           /* floats in host_tab (host_pos holds 3·cap/Dh) */
 } sl_zimage;
 
 /* Build the model from a weight directory. The config (size) is derived from the tensor shapes
@@ -187,6 +188,7 @@ void sl_zimage_set_costs(const sl_zimage *m, sl_res *res, int Hl, int Wl, int Lc
  *   caps[i]  [Lc_i, Cc] f32 or ctx->act (backend memory), Lc_i ≥ 1
  *   vel[i]   f32 [C, Hl, Wl] (backend memory): the flow velocity v = −DiT(x) of branch i, so an
  *            Euler step is x += (σ_next − σ)·v (specs/zimage.md §1 step 11)
+ * One call is one residency pass (sl_res_begin_pass … sl_res_end_pass inside).
  * res: the component's engine, or NULL (weights bound directly, or a dry run on the measuring
  * backend). Arena use is stack-ordered and fully released before returning; the peak for a shape
  * is sl_zimage_arena_bytes. Returns the context's first failure (sticky errors, backend/ops.h). */

@@ -172,26 +172,9 @@ void sl_zimage_block_shape(const sl_zimage_config *c, sl_zimage_brole role, int 
 
 /* ---- synthetic list ---- */
 
-/* Appends like sl_synth_list_add (kept local so that this file links on its own). */
 static void add(sl_synth_list *l, const char *name, int ndim, const int64_t *ne, sl_synth_init init,
                 float mean, float std, bool keep_float) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 64;
-        sl_synth_tensor *t = realloc(l->t, (size_t)cap * sizeof *t);
-        SL_ASSERT(t);
-        l->t = t;
-        l->cap = cap;
-    }
-    sl_synth_tensor *t = &l->t[l->n++];
-    memset(t, 0, sizeof *t);
-    SL_ASSERT(strlen(name) < sizeof t->name);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = ndim;
-    for (int i = 0; i < 4; i++) t->ne[i] = i < ndim ? ne[i] : 1;
-    t->init = init;
-    t->mean = mean;
-    t->std = std;
-    t->keep_float = keep_float;
+    sl_synth_list_add(l, name, ndim, ne, init, mean, std, keep_float);
 }
 
 /* Init of one tensor by its role: linear weights N(0, 1/fan_in), norm weights around 1, biases
