@@ -572,6 +572,21 @@ SL_TEST(tok_json_tiny) {
     sl_err e3 = {0};
     CHECK(sl_tok_load_json(path, &tok, &e3) == SL_ERR_FORMAT && tok == NULL);
     CHECK(strstr(e3.msg, "merge 5") != NULL);
+
+    /* two added tokens with one id */
+    cJSON_DeleteItemFromArray(merges, 5);
+    cJSON *dup = cJSON_CreateObject();
+    cJSON_AddNumberToObject(dup, "id", 300);
+    cJSON_AddStringToObject(dup, "content", "<longer>");
+    cJSON_AddItemToArray(added, dup);
+    text = cJSON_PrintUnformatted(root);
+    f = fopen(path, "wb");
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    sl_err e5 = {0};
+    CHECK(sl_tok_load_json(path, &tok, &e5) == SL_ERR_FORMAT && tok == NULL);
+    CHECK(strstr(e5.msg, "id 300") != NULL);
     cJSON_Delete(root);
 
     sl_err e4 = {0};

@@ -280,6 +280,7 @@ static int tok_added_cmp(const void *a, const void *b) {
 static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err *err) {
     sl_status st = SL_OK;
     tok_strmap map = {0};
+    int32_t *owner = NULL;
     sl_tok *t = calloc(1, sizeof *t);
     if (!t) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", what);
     if (b->n_vocab < 256) {
@@ -334,12 +335,13 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
         if (t->pairs[i].left == UINT32_MAX) t->pairs[i] = (tok_pair){l, rr, r};
     }
 
-    /* ids and bytes, added tokens appended after the vocabulary */
+    /* ids and bytes, added tokens appended after the vocabulary (at most 2^20 ids beyond it: a
+     * sane file has a few hundred) */
     int32_t n_ids = b->n_vocab;
     for (int i = 0; i < b->n_added; i++) {
-        if (b->added[i].id < 0 || b->added[i].id > (1 << 30)) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: added token '%s' has id %d", what, b->added[i].text,
-                            b->added[i].id);
+        if (b->added[i].id < 0 || b->added[i].id >= b->n_vocab + (1 << 20)) {
+            st = sl_err_set(err, SL_ERR_FORMAT, "%s: added token '%s' has id %d (vocabulary: %d tokens)",
+                            what, b->added[i].text, b->added[i].id, b->n_vocab);
             goto fail;
         }
         if (!b->added[i].text[0]) {
@@ -355,7 +357,8 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
     t->tok_off = calloc((size_t)n_ids + 1, sizeof *t->tok_off);
     t->bytes = malloc(b->nbytes + added_bytes + 1);
     t->added = calloc((size_t)(b->n_added ? b->n_added : 1), sizeof *t->added);
-    if (!t->tok_off || !t->bytes || !t->added) {
+    owner = malloc(((size_t)(n_ids - b->n_vocab) + 1) * sizeof *owner);
+    if (!t->tok_off || !t->bytes || !t->added || !owner) {
         st = sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", what);
         goto fail;
     }
@@ -363,21 +366,30 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
         st = sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: vocabulary text is larger than 4 GiB", what);
         goto fail;
     }
+    /* which added token owns each id beyond the vocabulary (-1: none, a hole) */
+    for (int32_t k = 0; k < n_ids - b->n_vocab; k++) owner[k] = -1;
+    for (int i = 0; i < b->n_added; i++) {
+        int32_t id = b->added[i].id;
+        if (id < b->n_vocab) continue;
+        if (owner[id - b->n_vocab] >= 0) {
+            st = sl_err_set(err, SL_ERR_FORMAT, "%s: two added tokens have id %d", what, id);
+            goto fail;
+        }
+        owner[id - b->n_vocab] = i;
+    }
     memcpy(t->bytes, b->bytes, b->nbytes);
     memcpy(t->tok_off, b->off, ((size_t)b->n_vocab + 1) * sizeof *t->tok_off);
-    /* Added tokens may reuse a vocabulary id (keep the vocabulary's bytes, which for a sane file
-     * are the same) or lie beyond it; ids in between stay empty. */
+    /* Added tokens may reuse a vocabulary id (checked below to have the same bytes) or lie
+     * beyond it; ids in between stay empty. */
     uint32_t pos = (uint32_t)b->nbytes;
     for (int32_t id = b->n_vocab; id < n_ids; id++) {
         t->tok_off[id] = pos;
-        for (int i = 0; i < b->n_added; i++)
-            if (b->added[i].id == id) {
-                size_t n = strlen(b->added[i].text);
-                memcpy(t->bytes + pos, b->added[i].text, n);
-                pos += (uint32_t)n;
-                break;
-            }
-        t->tok_off[id + 1] = pos;
+        int32_t i = owner[id - b->n_vocab];
+        if (i >= 0) {
+            size_t n = strlen(b->added[i].text);
+            memcpy(t->bytes + pos, b->added[i].text, n);
+            pos += (uint32_t)n;
+        }
     }
     t->tok_off[n_ids] = pos;
     for (int i = 0; i < b->n_added; i++) {
@@ -427,10 +439,12 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
         (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
     }
     free(map.slot);
+    free(owner);
     *out = t;
     return SL_OK;
 fail:
     free(map.slot);
+    free(owner);
     sl_tok_free(t);
     return st;
 }
@@ -752,7 +766,7 @@ static sl_status tok_json_build(const cJSON *root, tok_build *b, const char *wha
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(a, "content");
         if (!cJSON_IsNumber(id) || !cJSON_IsString(content) || id->valuedouble < 0 ||
-            id->valuedouble > (1 << 30)) {
+            id->valuedouble > (1 << 30) || id->valuedouble != (double)(int)id->valuedouble) {
             st = sl_err_set(err, SL_ERR_FORMAT, "%s: added_tokens[%d] lacks a valid id or content", what, i);
             goto done;
         }
