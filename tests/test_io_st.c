@@ -249,6 +249,8 @@ SL_TEST(io_st_missing_fields) {
 
 SL_TEST(io_st_metadata_not_object) {
     EXPECT_ST_FAIL("{\"__metadata__\":\"x\"}", 0, SL_ERR_FORMAT, "__metadata__ is not a JSON object");
+    EXPECT_ST_FAIL("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, SL_ERR_FORMAT,
+                   "__metadata__ has the key 'k' twice");
 }
 
 SL_TEST(io_st_index_parse) {

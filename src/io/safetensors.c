@@ -197,15 +197,14 @@ static int cmp_range(const void *a, const void *b) {
 static sl_status parse_metadata(const cJSON *m, const char *what, sl_st_file *out, sl_err *err) {
     if (!cJSON_IsObject(m))
         return sl_err_set(err, SL_ERR_FORMAT, "%s: __metadata__ is not a JSON object", what);
+    sl_status st = check_unique_keys(m, what, "__metadata__", err);
+    if (st) return st;
     int n = cJSON_GetArraySize(m);
     if (n == 0) return SL_OK;
     out->meta = calloc((size_t)n, sizeof *out->meta);
     if (!out->meta) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", what);
     for (const cJSON *c = m->child; c; c = c->next) {
         if (!cJSON_IsString(c) || !c->string) continue; /* tolerated: skip non-string values */
-        int dup = 0;
-        for (int i = 0; i < out->n_meta && !dup; i++) dup = !strcmp(out->meta[i].key, c->string);
-        if (dup) continue; /* first one wins */
         sl_st_kv *kv = &out->meta[out->n_meta];
         kv->key = strdup(c->string);
         kv->value = strdup(c->valuestring);
