@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int64_t inner = t->ndim ? t->ne[t->ndim - 1] : 1;
         check(inner % di->blck == 0);
         uint64_t rows = 1;
-        for (int k = 0; k + 1 < t->ndim; k++) rows *= (uint64_t)t->ne[k];
+        for (int k = 0; k + 1 < t->ndim; k++)
+            rows *= (uint64_t)t->ne[k];
         check(rows * (uint64_t)(inner / di->blck) * (uint64_t)di->bsize == t->nbytes);
         for (int j = 0; j < i && f.n_tensors <= 256; j++) { /* pairwise: small files only */
             const sl_gguf_tensor *u = &f.tensors[j];

@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const sl_st_tensor *t = &f.tensors[i];
             check(t->offset >= f.data_start && t->offset <= size && t->nbytes <= size - t->offset);
             uint64_t numel = 1;
-            for (int k = 0; k < t->ndim; k++) numel *= (uint64_t)t->ne[k];
+            for (int k = 0; k < t->ndim; k++)
+                numel *= (uint64_t)t->ne[k];
             check(numel * (uint64_t)sl_dtype_get(t->dtype)->bsize == t->nbytes);
             covered += t->nbytes;
         }
@@ -32,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sl_st_index ix;
     sl_err e2 = {0};
     if (sl_st_parse_index(data, size, "fuzz", &ix, &e2) == SL_OK) {
-        for (int i = 0; i < ix.n_names; i++) check(ix.shard_of[i] >= 0 && ix.shard_of[i] < ix.n_shards);
+        for (int i = 0; i < ix.n_names; i++)
+            check(ix.shard_of[i] >= 0 && ix.shard_of[i] < ix.n_shards);
         sl_st_index_free(&ix);
     }
     return 0;

@@ -25,12 +25,15 @@ static tbuf gguf_build(uint32_t version, const tbuf *kvs, uint64_t n_kv, const g
     for (int i = 0; i < nt; i++) {
         tb_gstr(&b, ts[i].name);
         tb_u32(&b, ts[i].nd);
-        for (uint32_t j = 0; j < ts[i].nd; j++) tb_u64(&b, ts[i].ne[j]);
+        for (uint32_t j = 0; j < ts[i].nd; j++)
+            tb_u64(&b, ts[i].ne[j]);
         tb_u32(&b, ts[i].type);
         tb_u64(&b, ts[i].off);
     }
-    while (b.n % align) tb_u8(&b, 0);
-    for (size_t i = 0; i < data_len; i++) tb_u8(&b, (uint8_t)(i + 1));
+    while (b.n % align)
+        tb_u8(&b, 0);
+    for (size_t i = 0; i < data_len; i++)
+        tb_u8(&b, (uint8_t)(i + 1));
     return b;
 }
 
@@ -44,7 +47,7 @@ static sl_status parse_buf(const tbuf *b, sl_gguf_file *f, sl_err *err) {
         sl_gguf_file f_;                                                                           \
         sl_err e_ = {0};                                                                           \
         sl_status s_ = parse_buf((bufp), &f_, &e_);                                                \
-        CHECKF(s_ == (status), "status %s, want %s (%s)", sl_status_str(s_),                      \
+        CHECKF(s_ == (status), "status %s, want %s (%s)", sl_status_str(s_),                       \
                sl_status_str(status), e_.msg);                                                     \
         CHECKF(strstr(e_.msg, "t.gguf") && strstr(e_.msg, (needle)), "message lacks '%s': %s",     \
                (needle), e_.msg);                                                                  \
@@ -73,13 +76,15 @@ SL_TEST(io_gguf_hand_built_valid) {
     tb_gstr(&k, "general.architecture"), tb_u32(&k, SL_GGUF_STRING), tb_gstr(&k, "flux"), nkv++;
     tb_gstr(&k, "a.u64"), tb_u32(&k, SL_GGUF_U64), tb_u64(&k, 1ull << 40), nkv++;
     tb_gstr(&k, "a.i64"), tb_u32(&k, SL_GGUF_I64), tb_u64(&k, (uint64_t)-5), nkv++;
-    tb_gstr(&k, "a.f64"), tb_u32(&k, SL_GGUF_F64), tb_u64(&k, 0xc004000000000000ull), nkv++; /* -2.5 */
+    tb_gstr(&k, "a.f64"), tb_u32(&k, SL_GGUF_F64), tb_u64(&k, 0xc004000000000000ull),
+        nkv++; /* -2.5 */
     /* arrays: of strings, of f32, empty, and nested (array of 2 arrays of u16 / string) */
     tb_gstr(&k, "tok.tokens"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_STRING), tb_u64(&k, 3);
     tb_gstr(&k, "x"), tb_gstr(&k, ""), tb_gstr(&k, "yz"), nkv++;
     tb_gstr(&k, "tok.scores"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_F32), tb_u64(&k, 2);
     tb_u32(&k, 0), tb_u32(&k, 0), nkv++;
-    tb_gstr(&k, "a.empty"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_I64), tb_u64(&k, 0), nkv++;
+    tb_gstr(&k, "a.empty"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_I64), tb_u64(&k, 0),
+        nkv++;
     tb_gstr(&k, "a.nested"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_ARRAY), tb_u64(&k, 2);
     tb_u32(&k, SL_GGUF_U16), tb_u64(&k, 3), tb_le(&k, 1, 2), tb_le(&k, 2, 2), tb_le(&k, 3, 2);
     tb_u32(&k, SL_GGUF_STRING), tb_u64(&k, 1), tb_gstr(&k, "deep"), nkv++;
@@ -191,7 +196,8 @@ SL_TEST(io_gguf_truncated_kv) {
     tb_u64(&k, 1000); /* key length far past the end */
     tb_put(&k, "abc", 3);
     tbuf b = gguf_build(3, &k, 1, NULL, 0, 1, 20);
-    EXPECT_GGUF_FAIL(&b, SL_ERR_FORMAT, "truncated: key of KV #0 (offset 24) at offset 32 needs 1000");
+    EXPECT_GGUF_FAIL(&b, SL_ERR_FORMAT,
+                     "truncated: key of KV #0 (offset 24) at offset 32 needs 1000");
     tb_free(&b);
     tb_free(&k);
     tb_gstr(&k, "general.name");
@@ -313,7 +319,8 @@ SL_TEST(io_gguf_custom_alignment) {
     tb_free(&b);
     ts[1].off = 32;
     b = gguf_build(3, &k, 1, ts, 2, 256, 64);
-    EXPECT_GGUF_FAIL(&b, SL_ERR_FORMAT, "'b': data offset 32 is not a multiple of the alignment 256");
+    EXPECT_GGUF_FAIL(&b, SL_ERR_FORMAT,
+                     "'b': data offset 32 is not a multiple of the alignment 256");
     tb_free(&b);
     tb_free(&k);
 }
@@ -403,7 +410,8 @@ static void kv_i32s(tbuf *k, const char *key, uint32_t type, int n, const int64_
     tb_u32(k, type);
     tb_u64(k, (uint64_t)n);
     int sz = type == SL_GGUF_I64 ? 8 : 4;
-    for (int i = 0; i < n; i++) tb_le(k, (uint64_t)v[i], sz);
+    for (int i = 0; i < n; i++)
+        tb_le(k, (uint64_t)v[i], sz);
 }
 
 SL_TEST(io_gguf_orig_shape) {
@@ -429,7 +437,8 @@ SL_TEST(io_gguf_orig_shape) {
     /* element count mismatch */
     kv_i32s(&k, "comfy.gguf.orig_shape.w", SL_GGUF_I32, 2, (int64_t[]){5, 5});
     b = gguf_build(3, &k, 1, ts, 1, 32, 96);
-    EXPECT_GGUF_FAIL(&b, SL_ERR_FORMAT, "comfy.gguf.orig_shape.w has 25 elements but tensor 'w' has 24");
+    EXPECT_GGUF_FAIL(&b, SL_ERR_FORMAT,
+                     "comfy.gguf.orig_shape.w has 25 elements but tensor 'w' has 24");
     tb_free(&b);
     tb_free(&k);
     /* negative dimension */

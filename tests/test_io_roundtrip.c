@@ -10,7 +10,9 @@
 #include "test_io_util.h"
 
 /* Deterministic payload byte for tensor t, byte i. */
-static uint8_t payload(int t, uint64_t i) { return (uint8_t)(i * 31u + (uint64_t)t * 7u + 1u); }
+static uint8_t payload(int t, uint64_t i) {
+    return (uint8_t)(i * 31u + (uint64_t)t * 7u + 1u);
+}
 
 static int file_exists(const char *p) {
     struct stat st;
@@ -35,7 +37,8 @@ SL_TEST(io_st_roundtrip_all_dtypes) {
         snprintf(name, sizeof name, "layer.%d.%s", n, sl_dtype_name((sl_dtype)d));
         dts[n] = (sl_dtype)d;
         ndims[n] = n % 4 + 1;
-        for (int k = 0; k < 4; k++) shapes[n][k] = 1 + (n + k) % 3;
+        for (int k = 0; k < 4; k++)
+            shapes[n][k] = 1 + (n + k) % 3;
         REQUIRE_OK(sl_st_writer_add(w, name, dts[n], ndims[n], shapes[n], &err), &err);
         n++;
     }
@@ -46,7 +49,8 @@ SL_TEST(io_st_roundtrip_all_dtypes) {
     REQUIRE_OK(sl_st_writer_begin_data(w, &err), &err);
     for (int t = 0; t < n; t++) {
         uint64_t nb = (uint64_t)sl_dtype_get(dts[t])->bsize;
-        for (int k = 0; k < ndims[t]; k++) nb *= (uint64_t)shapes[t][k];
+        for (int k = 0; k < ndims[t]; k++)
+            nb *= (uint64_t)shapes[t][k];
         for (uint64_t i = 0; i < nb; i++) { /* byte by byte: chunks of any size */
             uint8_t b = payload(t, i);
             REQUIRE_OK(sl_st_writer_write(w, &b, 1, &err), &err);
@@ -59,7 +63,8 @@ SL_TEST(io_st_roundtrip_all_dtypes) {
     sl_mapfile m;
     REQUIRE_OK(sl_mapfile_open(&m, path, &err), &err);
     uint64_t n8 = 0;
-    for (int i = 7; i >= 0; i--) n8 = n8 << 8 | m.data[i];
+    for (int i = 7; i >= 0; i--)
+        n8 = n8 << 8 | m.data[i];
     CHECK(n8 % 8 == 0); /* header padded to 8 */
     CHECK(m.data[8] == '{');
     sl_st_file f;
@@ -79,8 +84,10 @@ SL_TEST(io_st_roundtrip_all_dtypes) {
         const sl_st_tensor *x = &f.tensors[t];
         CHECK(x->dtype == dts[t]);
         CHECK(x->ndim == ndims[t]);
-        for (int k = 0; k < ndims[t]; k++) CHECK(x->ne[k] == shapes[t][k]);
-        for (int k = ndims[t]; k < 4; k++) CHECK(x->ne[k] == 1);
+        for (int k = 0; k < ndims[t]; k++)
+            CHECK(x->ne[k] == shapes[t][k]);
+        for (int k = ndims[t]; k < 4; k++)
+            CHECK(x->ne[k] == 1);
         for (uint64_t i = 0; i < x->nbytes; i++)
             if (m.data[x->offset + i] != payload(t, i)) {
                 CHECKF(0, "tensor %s byte %llu differs", x->name, (unsigned long long)i);
@@ -105,8 +112,7 @@ SL_TEST(io_st_writer_errors) {
     sl_err err = {0};
     sl_st_writer *w = NULL;
     REQUIRE_OK(sl_st_writer_open(&w, path, &err), &err);
-    CHECK(sl_st_writer_add(w, "q", SL_DTYPE_Q4_K, 1, (int64_t[]){256}, &err) ==
-          SL_ERR_INVALID_ARG);
+    CHECK(sl_st_writer_add(w, "q", SL_DTYPE_Q4_K, 1, (int64_t[]){256}, &err) == SL_ERR_INVALID_ARG);
     CHECK(strstr(err.msg, "q4_k") != NULL);
     sl_err_clear(&err);
     REQUIRE_OK(sl_st_writer_add(w, "a", SL_DTYPE_F32, 1, (int64_t[]){4}, &err), &err);
@@ -160,10 +166,12 @@ SL_TEST(io_gguf_roundtrip_all_dtypes) {
         snprintf(name, sizeof name, "blk.%d.%s.weight", n, di->name);
         dts[n] = (sl_dtype)d;
         ndims[n] = n % 4 + 1;
-        for (int k = 0; k < 4; k++) shapes[n][k] = 1 + (n + k) % 3;
+        for (int k = 0; k < 4; k++)
+            shapes[n][k] = 1 + (n + k) % 3;
         shapes[n][ndims[n] - 1] = 2 * di->blck; /* whole blocks in the innermost dimension */
         nbytes[n] = 2 * (uint64_t)di->bsize;
-        for (int k = 0; k + 1 < ndims[n]; k++) nbytes[n] *= (uint64_t)shapes[n][k];
+        for (int k = 0; k + 1 < ndims[n]; k++)
+            nbytes[n] *= (uint64_t)shapes[n][k];
         REQUIRE_OK(sl_gguf_writer_add(w, name, dts[n], ndims[n], shapes[n], &err), &err);
         n++;
     }
@@ -176,11 +184,13 @@ SL_TEST(io_gguf_roundtrip_all_dtypes) {
     REQUIRE_OK(sl_gguf_writer_begin_data(w, &err), &err);
     /* write everything in odd-sized chunks that straddle tensor boundaries */
     uint64_t total = 0;
-    for (int t = 0; t < n; t++) total += nbytes[t];
+    for (int t = 0; t < n; t++)
+        total += nbytes[t];
     uint8_t *all = malloc(total);
     REQUIRE(all);
     for (int t = 0, o = 0; t < n; o += (int)nbytes[t], t++)
-        for (uint64_t i = 0; i < nbytes[t]; i++) all[o + i] = payload(t, i);
+        for (uint64_t i = 0; i < nbytes[t]; i++)
+            all[o + i] = payload(t, i);
     for (uint64_t o = 0; o < total;) {
         size_t k = (size_t)SL_MIN((uint64_t)37, total - o);
         REQUIRE_OK(sl_gguf_writer_write(w, all + o, k, &err), &err);
@@ -217,7 +227,8 @@ SL_TEST(io_gguf_roundtrip_all_dtypes) {
         CHECK(x->dtype == dts[t]);
         CHECK(x->ggml_type == (uint32_t)sl_dtype_get(dts[t])->ggml_type);
         CHECK(x->ndim == ndims[t]);
-        for (int k = 0; k < ndims[t]; k++) CHECK(x->ne[k] == shapes[t][k]);
+        for (int k = 0; k < ndims[t]; k++)
+            CHECK(x->ne[k] == shapes[t][k]);
         CHECK(x->nbytes == nbytes[t]);
         CHECK(x->offset == expect_off); /* ggml's strict layout: padded, in info order */
         expect_off += SL_ALIGN_UP(x->nbytes, 32);
@@ -246,7 +257,8 @@ SL_TEST(io_gguf_writer_alignment_and_errors) {
     REQUIRE_OK(sl_gguf_writer_add(w, "b", SL_DTYPE_F16, 1, (int64_t[]){5}, &err), &err);
     REQUIRE_OK(sl_gguf_writer_begin_data(w, &err), &err);
     uint8_t d[22];
-    for (int i = 0; i < 22; i++) d[i] = (uint8_t)(i + 1);
+    for (int i = 0; i < 22; i++)
+        d[i] = (uint8_t)(i + 1);
     REQUIRE_OK(sl_gguf_writer_write(w, d, 22, &err), &err);
     CHECK(sl_gguf_writer_write(w, d, 1, &err) == SL_ERR_INVALID_ARG);
     sl_err_clear(&err);

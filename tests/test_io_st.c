@@ -19,7 +19,7 @@ static sl_status parse_hdr(const char *header, size_t data_len, sl_st_file *f, s
         sl_st_file f_;                                                                             \
         sl_err e_ = {0};                                                                           \
         sl_status s_ = parse_hdr((header), (data_len), &f_, &e_);                                  \
-        CHECKF(s_ == (status), "status %s, want %s (%s)", sl_status_str(s_),                      \
+        CHECKF(s_ == (status), "status %s, want %s (%s)", sl_status_str(s_),                       \
                sl_status_str(status), e_.msg);                                                     \
         CHECKF(strstr(e_.msg, "t.safetensors") && strstr(e_.msg, (needle)),                        \
                "message lacks '%s': %s", (needle), e_.msg);                                        \
@@ -30,11 +30,12 @@ static sl_status parse_hdr(const char *header, size_t data_len, sl_st_file *f, s
 SL_TEST(io_st_valid_header) {
     /* whitespace on both sides, metadata with a non-string value (skipped), an unknown member,
      * JSON order different from data order, a scalar and an empty tensor */
-    const char *h = " \n\t{\"b\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[8,20],\"x\":1},"
-                    "\"__metadata__\":{\"format\":\"pt\",\"n\":5,\"arch\":\"zimage\"},"
-                    "\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[4,8]},"
-                    "\"e\":{\"dtype\":\"BF16\",\"shape\":[0,7],\"data_offsets\":[0,0]},"
-                    "\"i\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}   \r\n";
+    const char *h =
+        " \n\t{\"b\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[8,20],\"x\":1},"
+        "\"__metadata__\":{\"format\":\"pt\",\"n\":5,\"arch\":\"zimage\"},"
+        "\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[4,8]},"
+        "\"e\":{\"dtype\":\"BF16\",\"shape\":[0,7],\"data_offsets\":[0,0]},"
+        "\"i\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}   \r\n";
     sl_st_file f;
     sl_err err = {0};
     REQUIRE_OK(parse_hdr(h, 20, &f, &err), &err);
@@ -65,10 +66,12 @@ SL_TEST(io_st_all_dtype_strings) {
         const char *s;
         sl_dtype dt;
         int bytes;
-    } ok[] = {{"F64", SL_DTYPE_F64, 8},  {"F32", SL_DTYPE_F32, 4},         {"F16", SL_DTYPE_F16, 2},
-              {"BF16", SL_DTYPE_BF16, 2}, {"F8_E4M3", SL_DTYPE_F8_E4M3, 1}, {"F8_E5M2", SL_DTYPE_F8_E5M2, 1},
-              {"I64", SL_DTYPE_I64, 8},  {"I32", SL_DTYPE_I32, 4},         {"I16", SL_DTYPE_I16, 2},
-              {"I8", SL_DTYPE_I8, 1},    {"U8", SL_DTYPE_U8, 1},           {"BOOL", SL_DTYPE_BOOL, 1}};
+    } ok[] = {{"F64", SL_DTYPE_F64, 8},         {"F32", SL_DTYPE_F32, 4},
+              {"F16", SL_DTYPE_F16, 2},         {"BF16", SL_DTYPE_BF16, 2},
+              {"F8_E4M3", SL_DTYPE_F8_E4M3, 1}, {"F8_E5M2", SL_DTYPE_F8_E5M2, 1},
+              {"I64", SL_DTYPE_I64, 8},         {"I32", SL_DTYPE_I32, 4},
+              {"I16", SL_DTYPE_I16, 2},         {"I8", SL_DTYPE_I8, 1},
+              {"U8", SL_DTYPE_U8, 1},           {"BOOL", SL_DTYPE_BOOL, 1}};
     for (size_t i = 0; i < SL_ARRAY_LEN(ok); i++) {
         char h[200];
         snprintf(h, sizeof h, "{\"w\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[0,%d]}}",
@@ -136,7 +139,7 @@ SL_TEST(io_st_bytes_after_json) {
 SL_TEST(io_st_invalid_utf8) {
     EXPECT_ST_FAIL("{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
                    SL_ERR_FORMAT, "UTF-8");
-    EXPECT_ST_FAIL("{\"\xc0\xaf\":1}", 0, SL_ERR_FORMAT, "UTF-8"); /* overlong */
+    EXPECT_ST_FAIL("{\"\xc0\xaf\":1}", 0, SL_ERR_FORMAT, "UTF-8");     /* overlong */
     EXPECT_ST_FAIL("{\"\xed\xa0\x80\":1}", 0, SL_ERR_FORMAT, "UTF-8"); /* surrogate */
 }
 
@@ -200,7 +203,8 @@ SL_TEST(io_st_end_before_begin) {
 
 SL_TEST(io_st_size_mismatch) {
     EXPECT_ST_FAIL("{\"w\":{\"dtype\":\"BF16\",\"shape\":[3,4],\"data_offsets\":[0,20]}}", 20,
-                   SL_ERR_FORMAT, "'w': bf16[3, 4] needs 24 bytes but data_offsets [0, 20] hold 20");
+                   SL_ERR_FORMAT,
+                   "'w': bf16[3, 4] needs 24 bytes but data_offsets [0, 20] hold 20");
 }
 
 SL_TEST(io_st_trailing_bytes) {
@@ -248,7 +252,8 @@ SL_TEST(io_st_missing_fields) {
 }
 
 SL_TEST(io_st_metadata_not_object) {
-    EXPECT_ST_FAIL("{\"__metadata__\":\"x\"}", 0, SL_ERR_FORMAT, "__metadata__ is not a JSON object");
+    EXPECT_ST_FAIL("{\"__metadata__\":\"x\"}", 0, SL_ERR_FORMAT,
+                   "__metadata__ is not a JSON object");
     EXPECT_ST_FAIL("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, SL_ERR_FORMAT,
                    "__metadata__ has the key 'k' twice");
 }

@@ -18,7 +18,8 @@ typedef struct tbuf {
 static inline void tb_put(tbuf *b, const void *s, size_t n) {
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n) cap *= 2;
+        while (cap < b->n + n)
+            cap *= 2;
         b->p = realloc(b->p, cap);
         SL_ASSERT(b->p);
         b->cap = cap;
@@ -28,14 +29,22 @@ static inline void tb_put(tbuf *b, const void *s, size_t n) {
 }
 static inline void tb_le(tbuf *b, uint64_t v, int n) {
     uint8_t t[8];
-    for (int i = 0; i < n; i++) t[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < n; i++)
+        t[i] = (uint8_t)(v >> (8 * i));
     tb_put(b, t, (size_t)n);
 }
-static inline void tb_u8(tbuf *b, uint8_t v) { tb_le(b, v, 1); }
-static inline void tb_u32(tbuf *b, uint32_t v) { tb_le(b, v, 4); }
-static inline void tb_u64(tbuf *b, uint64_t v) { tb_le(b, v, 8); }
+static inline void tb_u8(tbuf *b, uint8_t v) {
+    tb_le(b, v, 1);
+}
+static inline void tb_u32(tbuf *b, uint32_t v) {
+    tb_le(b, v, 4);
+}
+static inline void tb_u64(tbuf *b, uint64_t v) {
+    tb_le(b, v, 8);
+}
 static inline void tb_zeros(tbuf *b, size_t n) {
-    for (size_t i = 0; i < n; i++) tb_u8(b, 0);
+    for (size_t i = 0; i < n; i++)
+        tb_u8(b, 0);
 }
 static inline void tb_gstr(tbuf *b, const char *s) { /* GGUF string */
     tb_u64(b, strlen(s));
@@ -51,7 +60,8 @@ static inline tbuf st_bytes(const char *header, size_t data_len) {
     tbuf b = {0};
     tb_u64(&b, strlen(header));
     tb_put(&b, header, strlen(header));
-    for (size_t i = 0; i < data_len; i++) tb_u8(&b, (uint8_t)i);
+    for (size_t i = 0; i < data_len; i++)
+        tb_u8(&b, (uint8_t)i);
     return b;
 }
 

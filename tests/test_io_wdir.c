@@ -81,8 +81,8 @@ SL_TEST(io_wdir_safetensors_lookup) {
         "text_encoders.qwen3_4b.transformer.model.layers.0.mlp.weight",
         "plain.weight",
     };
-    REQUIRE(write_st(tmp_path(path, sizeof path, "m.safetensors"), names, 4, "sluice.arch",
-                     "zimage"));
+    REQUIRE(
+        write_st(tmp_path(path, sizeof path, "m.safetensors"), names, 4, "sluice.arch", "zimage"));
     sl_wdir *d = NULL;
     sl_err err = {0};
     const char *p = path;
@@ -113,7 +113,8 @@ SL_TEST(io_wdir_safetensors_lookup) {
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         const sl_wentry *e = sl_wdir_find(d, cases[i].ask);
-        if (cases[i].want < 0) CHECKF(e == NULL, "'%s' found %s", cases[i].ask, e ? e->name : "");
+        if (cases[i].want < 0)
+            CHECKF(e == NULL, "'%s' found %s", cases[i].ask, e ? e->name : "");
         else {
             CHECKF(e && !strcmp(e->name, names[cases[i].want]), "'%s' -> %s", cases[i].ask,
                    e ? e->name : "NULL");
@@ -141,13 +142,14 @@ SL_TEST(io_wdir_gguf) {
     REQUIRE_OK(sl_gguf_writer_kv_str(w, "general.architecture", "lumina2", &err), &err);
     REQUIRE_OK(sl_gguf_writer_kv_f32(w, "x.eps", 0.5f, &err), &err);
     REQUIRE_OK(sl_gguf_writer_kv_i32_array(w, "x.arr", (int32_t[]){1}, 1, &err), &err);
-    REQUIRE_OK(sl_gguf_writer_add(w, "diffusion_model.w", SL_DTYPE_Q8_0, 2, (int64_t[]){3, 32},
-                                  &err),
-               &err);
+    REQUIRE_OK(
+        sl_gguf_writer_add(w, "diffusion_model.w", SL_DTYPE_Q8_0, 2, (int64_t[]){3, 32}, &err),
+        &err);
     REQUIRE_OK(sl_gguf_writer_add(w, "b", SL_DTYPE_F32, 1, (int64_t[]){3}, &err), &err);
     REQUIRE_OK(sl_gguf_writer_begin_data(w, &err), &err);
     uint8_t q[3 * 34];
-    for (int i = 0; i < (int)sizeof q; i++) q[i] = (uint8_t)i;
+    for (int i = 0; i < (int)sizeof q; i++)
+        q[i] = (uint8_t)i;
     REQUIRE_OK(sl_gguf_writer_write(w, q, sizeof q, &err), &err);
     float b[3] = {1, 2, 3};
     REQUIRE_OK(sl_gguf_writer_write(w, b, sizeof b, &err), &err);

@@ -9,28 +9,31 @@
 #include "io/wdir.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: sluice info [--tensors] [--meta] FILE...\n"
-            "\n"
-            "Validate and describe model files: format, tensor count, tensors and bytes per dtype,\n"
-            "total bytes, architecture and metadata. FILE is a .safetensors or .gguf file, a\n"
-            "*.safetensors.index.json (all its shards), or a folder holding one of those.\n"
-            "\n"
-            "  --tensors    list every tensor: name, dtype, shape, bytes\n"
-            "  --meta       print every metadata key with its full value\n"
-            "  -h, --help   this text\n"
-            "\n"
-            "Exit status: 0 when every file is valid, 1 when one is not (the error says why),\n"
-            "2 on a usage error.\n");
+    fprintf(
+        f, "usage: sluice info [--tensors] [--meta] FILE...\n"
+           "\n"
+           "Validate and describe model files: format, tensor count, tensors and bytes per dtype,\n"
+           "total bytes, architecture and metadata. FILE is a .safetensors or .gguf file, a\n"
+           "*.safetensors.index.json (all its shards), or a folder holding one of those.\n"
+           "\n"
+           "  --tensors    list every tensor: name, dtype, shape, bytes\n"
+           "  --meta       print every metadata key with its full value\n"
+           "  -h, --help   this text\n"
+           "\n"
+           "Exit status: 0 when every file is valid, 1 when one is not (the error says why),\n"
+           "2 on a usage error.\n");
 }
 
 static const char *human(unsigned long long b, char *buf, size_t n) {
     static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)b;
     int u = 0;
-    while (v >= 1024.0 && u < 4) v /= 1024.0, u++;
-    if (u == 0) snprintf(buf, n, "%llu B", b);
-    else snprintf(buf, n, "%.2f %s", v, unit[u]);
+    while (v >= 1024.0 && u < 4)
+        v /= 1024.0, u++;
+    if (u == 0)
+        snprintf(buf, n, "%llu B", b);
+    else
+        snprintf(buf, n, "%.2f %s", v, unit[u]);
     return buf;
 }
 
@@ -38,7 +41,8 @@ static const char *human(unsigned long long b, char *buf, size_t n) {
 static void print_value(const char *v, size_t max) {
     size_t n = strlen(v);
     size_t k = max && n > max ? max : n;
-    for (size_t i = 0; i < k; i++) putchar((unsigned char)v[i] < 0x20 ? ' ' : v[i]);
+    for (size_t i = 0; i < k; i++)
+        putchar((unsigned char)v[i] < 0x20 ? ' ' : v[i]);
     if (k < n) printf("... (%zu bytes)", n);
 }
 
@@ -55,7 +59,8 @@ static int describe(const char *path, int tensors, int all_meta) {
     int nf = sl_wdir_file_count(d), n = sl_wdir_count(d);
     sl_file_format fmt = sl_wdir_file_format(d, 0);
     int mixed = 0;
-    for (int i = 1; i < nf; i++) mixed |= sl_wdir_file_format(d, i) != fmt;
+    for (int i = 1; i < nf; i++)
+        mixed |= sl_wdir_file_format(d, i) != fmt;
     const char *fname = mixed ? "mixed" : fmt == SL_FORMAT_GGUF ? "gguf" : "safetensors";
 
     unsigned long long total = 0, bytes[SL_DTYPE_COUNT] = {0};
@@ -72,7 +77,8 @@ static int describe(const char *path, int tensors, int all_meta) {
     if (nf > 1) printf(" (%d files)", nf);
     printf("\n");
     if (nf > 1)
-        for (int i = 0; i < nf; i++) printf("    %s\n", sl_wdir_file_path(d, i));
+        for (int i = 0; i < nf; i++)
+            printf("    %s\n", sl_wdir_file_path(d, i));
     printf("  tensors:  %d\n", n);
     printf("  bytes:    %llu (%s)\n", total, human(total, h, sizeof h));
     const char *arch = NULL;
@@ -122,8 +128,10 @@ int sl_cmd_info(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--tensors")) tensors = 1;
-        else if (!strcmp(a, "--meta")) all_meta = 1;
+        } else if (!strcmp(a, "--tensors"))
+            tensors = 1;
+        else if (!strcmp(a, "--meta"))
+            all_meta = 1;
         else if (!strcmp(a, "--")) {
             n_files += argc - i - 1;
             break;
@@ -131,7 +139,8 @@ int sl_cmd_info(int argc, char **argv) {
             fprintf(stderr, "sluice info: unknown option '%s'\n\n", a);
             usage(stderr);
             return 2;
-        } else n_files++;
+        } else
+            n_files++;
     }
     if (!n_files) {
         fprintf(stderr, "sluice info: no FILE given\n\n");

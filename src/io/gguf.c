@@ -9,37 +9,84 @@
 #include <unistd.h>
 
 #define GGUF_DEFAULT_ALIGNMENT 32u
-#define GGUF_MAX_ARRAY_DEPTH 8 /* nested arrays are parsed and skipped up to this depth */
-#define GGUF_MIN_KV_BYTES 14   /* u64 key length + >= 1 key byte + u32 type + >= 1 value byte */
-#define GGUF_MIN_INFO_BYTES 24 /* u64 name length + u32 n_dims + u32 type + u64 offset */
-#define GGUF_ORIG_SHAPE_KEY "comfy.gguf.orig_shape."
+#define GGUF_MAX_ARRAY_DEPTH   8  /* nested arrays are parsed and skipped up to this depth */
+#define GGUF_MIN_KV_BYTES      14 /* u64 key length + >= 1 key byte + u32 type + >= 1 value byte */
+#define GGUF_MIN_INFO_BYTES    24 /* u64 name length + u32 n_dims + u32 type + u64 offset */
+#define GGUF_ORIG_SHAPE_KEY    "comfy.gguf.orig_shape."
 
 /* ggml type names for messages (formats.md §3); NULL for ids that never appear in files. */
 static const char *const g_ggml_names[] = {
-    "F32",     "F16",     "Q4_0",    "Q4_1",      "(Q4_2, removed)", "(Q4_3, removed)",
-    "Q5_0",    "Q5_1",    "Q8_0",    "Q8_1",      "Q2_K",            "Q3_K",
-    "Q4_K",    "Q5_K",    "Q6_K",    "Q8_K",      "IQ2_XXS",         "IQ2_XS",
-    "IQ3_XXS", "IQ1_S",   "IQ4_NL",  "IQ3_S",     "IQ2_S",           "IQ4_XS",
-    "I8",      "I16",     "I32",     "I64",       "F64",             "IQ1_M",
-    "BF16",    "(Q4_0_4_4, removed)", "(Q4_0_4_8, removed)", "(Q4_0_8_8, removed)", "TQ1_0",
-    "TQ2_0",   "(IQ4_NL_4_4, removed)", "(IQ4_NL_4_8, removed)", "(IQ4_NL_8_8, removed)", "MXFP4",
-    "NVFP4",   "Q1_0",    "Q2_0",
+    "F32",
+    "F16",
+    "Q4_0",
+    "Q4_1",
+    "(Q4_2, removed)",
+    "(Q4_3, removed)",
+    "Q5_0",
+    "Q5_1",
+    "Q8_0",
+    "Q8_1",
+    "Q2_K",
+    "Q3_K",
+    "Q4_K",
+    "Q5_K",
+    "Q6_K",
+    "Q8_K",
+    "IQ2_XXS",
+    "IQ2_XS",
+    "IQ3_XXS",
+    "IQ1_S",
+    "IQ4_NL",
+    "IQ3_S",
+    "IQ2_S",
+    "IQ4_XS",
+    "I8",
+    "I16",
+    "I32",
+    "I64",
+    "F64",
+    "IQ1_M",
+    "BF16",
+    "(Q4_0_4_4, removed)",
+    "(Q4_0_4_8, removed)",
+    "(Q4_0_8_8, removed)",
+    "TQ1_0",
+    "TQ2_0",
+    "(IQ4_NL_4_4, removed)",
+    "(IQ4_NL_4_8, removed)",
+    "(IQ4_NL_8_8, removed)",
+    "MXFP4",
+    "NVFP4",
+    "Q1_0",
+    "Q2_0",
 };
 
 static const char *ggml_type_name(uint32_t t) {
     return t < SL_ARRAY_LEN(g_ggml_names) ? g_ggml_names[t] : "unknown";
 }
 
-static const char *const g_vt_names[] = {"u8",  "i8",    "u16",    "i16",   "u32", "i32", "f32",
+static const char *const g_vt_names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                          "bool", "string", "array", "u64", "i64", "f64"};
 
 static int vt_size(uint32_t t) {
     switch (t) {
-    case SL_GGUF_U8: case SL_GGUF_I8: case SL_GGUF_BOOL: return 1;
-    case SL_GGUF_U16: case SL_GGUF_I16: return 2;
-    case SL_GGUF_U32: case SL_GGUF_I32: case SL_GGUF_F32: return 4;
-    case SL_GGUF_U64: case SL_GGUF_I64: case SL_GGUF_F64: return 8;
-    default: return 0; /* string, array, unknown */
+    case SL_GGUF_U8:
+    case SL_GGUF_I8:
+    case SL_GGUF_BOOL:
+        return 1;
+    case SL_GGUF_U16:
+    case SL_GGUF_I16:
+        return 2;
+    case SL_GGUF_U32:
+    case SL_GGUF_I32:
+    case SL_GGUF_F32:
+        return 4;
+    case SL_GGUF_U64:
+    case SL_GGUF_I64:
+    case SL_GGUF_F64:
+        return 8;
+    default:
+        return 0; /* string, array, unknown */
     }
 }
 
@@ -69,7 +116,8 @@ static int rd_need(rd *r, uint64_t n, const char *field) {
 
 static uint64_t le(const uint8_t *p, int n) {
     uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -146,8 +194,8 @@ static int skip_array(rd *r, uint32_t t, uint64_t count, int depth) {
                            r->item, GGUF_MAX_ARRAY_DEPTH, r->pos);
         if (count > (r->len - r->pos) / 12)
             return rd_fail(r, SL_ERR_FORMAT,
-                           "%s: array of %llu arrays at offset %zu cannot fit in the file",
-                           r->item, (unsigned long long)count, r->pos);
+                           "%s: array of %llu arrays at offset %zu cannot fit in the file", r->item,
+                           (unsigned long long)count, r->pos);
         for (uint64_t i = 0; i < count; i++) {
             uint32_t et;
             uint64_t n;
@@ -168,8 +216,7 @@ static int rd_kv(rd *r, sl_gguf_kv *kv) {
     if (!kv->key[0]) return rd_fail(r, SL_ERR_FORMAT, "empty KV key at offset %zu", at);
     uint32_t t;
     if (!rd_u32(r, &t, "value type")) return 0;
-    if (t > SL_GGUF_F64)
-        return rd_fail(r, SL_ERR_FORMAT, "%s: unknown value type %u", r->item, t);
+    if (t > SL_GGUF_F64) return rd_fail(r, SL_ERR_FORMAT, "%s: unknown value type %u", r->item, t);
     kv->type = (sl_gguf_type)t;
     int sz = vt_size(t);
     if (sz) {
@@ -177,12 +224,27 @@ static int rd_kv(rd *r, sl_gguf_kv *kv) {
         uint64_t u = le(r->b + r->pos, sz);
         r->pos += (size_t)sz;
         switch (t) {
-        case SL_GGUF_U8: case SL_GGUF_U16: case SL_GGUF_U32: case SL_GGUF_U64: kv->v.u = u; break;
-        case SL_GGUF_I8: kv->v.i = (int8_t)u; break;
-        case SL_GGUF_I16: kv->v.i = (int16_t)u; break;
-        case SL_GGUF_I32: kv->v.i = (int32_t)u; break;
-        case SL_GGUF_I64: kv->v.i = (int64_t)u; break;
-        case SL_GGUF_BOOL: kv->v.b = u != 0; break;
+        case SL_GGUF_U8:
+        case SL_GGUF_U16:
+        case SL_GGUF_U32:
+        case SL_GGUF_U64:
+            kv->v.u = u;
+            break;
+        case SL_GGUF_I8:
+            kv->v.i = (int8_t)u;
+            break;
+        case SL_GGUF_I16:
+            kv->v.i = (int16_t)u;
+            break;
+        case SL_GGUF_I32:
+            kv->v.i = (int32_t)u;
+            break;
+        case SL_GGUF_I64:
+            kv->v.i = (int64_t)u;
+            break;
+        case SL_GGUF_BOOL:
+            kv->v.b = u != 0;
+            break;
         case SL_GGUF_F32: {
             uint32_t b32 = (uint32_t)u;
             float f;
@@ -221,7 +283,8 @@ void sl_gguf_file_free(sl_gguf_file *f) {
         free(f->kvs[i].str);
     }
     free(f->kvs);
-    for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+    for (int i = 0; i < f->n_tensors; i++)
+        free(f->tensors[i].name);
     free(f->tensors);
     memset(f, 0, sizeof *f);
 }
@@ -237,7 +300,9 @@ static int rd_tensor_info(rd *r, int idx, sl_gguf_tensor *t) {
     snprintf(r->item, sizeof r->item, "tensor info #%d (offset %zu)", idx, at);
     if (!rd_str(r, &t->name, "name")) return 0;
     snprintf(r->item, sizeof r->item, "tensor '%.120s' (info at offset %zu)", t->name, at);
-    if (!t->name[0]) return rd_fail(r, SL_ERR_FORMAT, "tensor info #%d at offset %zu has an empty name", idx, at);
+    if (!t->name[0])
+        return rd_fail(r, SL_ERR_FORMAT, "tensor info #%d at offset %zu has an empty name", idx,
+                       at);
     uint32_t nd;
     if (!rd_u32(r, &nd, "n_dims")) return 0;
     if (nd > SL_MAX_DIMS)
@@ -269,14 +334,17 @@ static int rd_tensor_info(rd *r, int idx, sl_gguf_tensor *t) {
                        r->item, (long long)ne[0], di->name, di->blck);
     unsigned long long numel = 1, nbytes = (unsigned long long)(ne[0] / di->blck) * di->bsize;
     int ok = 1;
-    for (int j = 0; j < SL_MAX_DIMS; j++) ok = ok && sl_mul_u64(numel, (unsigned long long)ne[j], &numel);
-    for (int j = 1; j < SL_MAX_DIMS; j++) ok = ok && sl_mul_u64(nbytes, (unsigned long long)ne[j], &nbytes);
+    for (int j = 0; j < SL_MAX_DIMS; j++)
+        ok = ok && sl_mul_u64(numel, (unsigned long long)ne[j], &numel);
+    for (int j = 1; j < SL_MAX_DIMS; j++)
+        ok = ok && sl_mul_u64(nbytes, (unsigned long long)ne[j], &nbytes);
     if (!ok || numel > (unsigned long long)INT64_MAX || nbytes > (unsigned long long)INT64_MAX)
         return rd_fail(r, SL_ERR_FORMAT, "%s: element count or byte size overflows 64 bits",
                        r->item);
     t->nbytes = nbytes;
     t->ndim = (int)nd;
-    for (int j = 0; j < SL_MAX_DIMS; j++) t->ne[j] = j < (int)nd ? ne[nd - 1 - j] : 1;
+    for (int j = 0; j < SL_MAX_DIMS; j++)
+        t->ne[j] = j < (int)nd ? ne[nd - 1 - j] : 1;
     return 1;
 }
 
@@ -305,8 +373,10 @@ static sl_status apply_orig_shape(const uint8_t *buf, const char *what, const sl
             int sh = 64 - 8 * sz; /* sign-extend */
             v = (int64_t)(u << sh) >> sh;
         } else {
-            if (u > (uint64_t)INT64_MAX) v = -1;
-            else v = (int64_t)u;
+            if (u > (uint64_t)INT64_MAX)
+                v = -1;
+            else
+                v = (int64_t)u;
         }
         if (v < 0)
             return sl_err_set(err, SL_ERR_FORMAT, "%s: %s[%d] is negative", what, kv->key, j);
@@ -314,11 +384,11 @@ static sl_status apply_orig_shape(const uint8_t *buf, const char *what, const sl
         if (!sl_mul_u64(numel, (unsigned long long)v, &numel))
             return sl_err_set(err, SL_ERR_FORMAT, "%s: %s overflows", what, kv->key);
     }
-    for (int j = 0; j < SL_MAX_DIMS; j++) have *= (unsigned long long)t->ne[j];
+    for (int j = 0; j < SL_MAX_DIMS; j++)
+        have *= (unsigned long long)t->ne[j];
     if (numel != have)
-        return sl_err_set(err, SL_ERR_FORMAT,
-                          "%s: %s has %llu elements but tensor '%s' has %llu", what, kv->key,
-                          numel, t->name, have);
+        return sl_err_set(err, SL_ERR_FORMAT, "%s: %s has %llu elements but tensor '%s' has %llu",
+                          what, kv->key, numel, t->name, have);
     int nd = (int)kv->arr_count;
     const sl_dtype_info *di = sl_dtype_get(t->dtype);
     int64_t inner = nd ? ne[nd - 1] : 1;
@@ -328,7 +398,8 @@ static sl_status apply_orig_shape(const uint8_t *buf, const char *what, const sl
                           "a multiple of the block size %d",
                           what, t->name, di->name, (long long)inner, di->blck);
     t->ndim = nd;
-    for (int j = 0; j < SL_MAX_DIMS; j++) t->ne[j] = ne[j];
+    for (int j = 0; j < SL_MAX_DIMS; j++)
+        t->ne[j] = ne[j];
     return SL_OK;
 }
 
@@ -359,8 +430,10 @@ static int find_sorted(const sl_gguf_file *f, const int *order, const char *name
         int mid = lo + (hi - lo) / 2;
         int c = strcmp(f->tensors[order[mid]].name, name);
         if (!c) return order[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid - 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     return -1;
 }
@@ -382,9 +455,11 @@ static sl_status check_tensors(const uint8_t *buf, size_t len, const char *what,
             st = sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", what);
             goto done;
         }
-        for (int i = 0; i < n; i++) ni[i] = (name_idx){f->tensors[i].name, i};
+        for (int i = 0; i < n; i++)
+            ni[i] = (name_idx){f->tensors[i].name, i};
         qsort(ni, (size_t)n, sizeof *ni, cmp_name_idx);
-        for (int i = 0; i < n; i++) order[i] = ni[i].idx;
+        for (int i = 0; i < n; i++)
+            order[i] = ni[i].idx;
         free(ni);
     }
     for (int i = 1; i < n; i++)
@@ -414,14 +489,13 @@ static sl_status check_tensors(const uint8_t *buf, size_t len, const char *what,
                             what, t->name, (unsigned long long)t->offset, f->alignment);
             goto done;
         }
-        if (!sl_add_u64(f->data_start, t->offset, &abs_off) || !sl_add_u64(abs_off, t->nbytes, &end) ||
-            end > len) {
+        if (!sl_add_u64(f->data_start, t->offset, &abs_off) ||
+            !sl_add_u64(abs_off, t->nbytes, &end) || end > len) {
             st = sl_err_set(err, SL_ERR_FORMAT,
                             "%s: tensor '%s': data [%llu, +%llu) at data offset %llu runs past "
                             "the end of the file (%zu bytes): truncated file?",
                             what, t->name, (unsigned long long)abs_off,
-                            (unsigned long long)t->nbytes,
-                            (unsigned long long)t->offset, len);
+                            (unsigned long long)t->nbytes, (unsigned long long)t->offset, len);
             goto done;
         }
         t->offset = abs_off;
@@ -437,8 +511,8 @@ static sl_status check_tensors(const uint8_t *buf, size_t len, const char *what,
                             "%s: tensor '%s' (bytes %llu..%llu) overlaps tensor '%s' (ends at "
                             "%llu)",
                             what, f->tensors[s[i].idx].name, (unsigned long long)s[i].off,
-                            (unsigned long long)(s[i].off + s[i].nbytes),
-                            f->tensors[max_idx].name, (unsigned long long)max_end);
+                            (unsigned long long)(s[i].off + s[i].nbytes), f->tensors[max_idx].name,
+                            (unsigned long long)max_end);
             goto done;
         }
         if (s[i].off + s[i].nbytes > max_end) {
@@ -461,8 +535,8 @@ sl_status sl_gguf_parse(const uint8_t *buf, size_t len, const char *what, sl_ggu
     snprintf(r.item, sizeof r.item, "the header");
     if (len < 4 || memcmp(buf, "GGUF", 4)) {
         if (len < 4)
-            return sl_err_set(err, SL_ERR_FORMAT, "%s: file is %zu bytes, too short for GGUF",
-                              what, len);
+            return sl_err_set(err, SL_ERR_FORMAT, "%s: file is %zu bytes, too short for GGUF", what,
+                              len);
         return sl_err_set(err, SL_ERR_FORMAT,
                           "%s: bad magic %02x %02x %02x %02x at offset 0 (expected 'GGUF'): not a "
                           "GGUF file",
@@ -528,7 +602,8 @@ sl_status sl_gguf_parse(const uint8_t *buf, size_t len, const char *what, sl_ggu
                 st = sl_err_set(err, SL_ERR_FORMAT,
                                 "%s: general.alignment = %llu is not a power of two", what,
                                 (unsigned long long)kv->v.u);
-            else out->alignment = (uint32_t)kv->v.u;
+            else
+                out->alignment = (uint32_t)kv->v.u;
             if (st) break;
         }
     }
@@ -536,8 +611,7 @@ sl_status sl_gguf_parse(const uint8_t *buf, size_t len, const char *what, sl_ggu
         qsort(keys, (size_t)n_kvs, sizeof *keys, cmp_str_ptr);
         for (uint64_t i = 1; i < n_kvs && !st; i++)
             if (!strcmp(keys[i - 1], keys[i]))
-                st = sl_err_set(err, SL_ERR_FORMAT, "%s: KV key '%s' appears twice", what,
-                                keys[i]);
+                st = sl_err_set(err, SL_ERR_FORMAT, "%s: KV key '%s' appears twice", what, keys[i]);
     }
     free(keys);
     if (st) goto fail;
@@ -583,7 +657,8 @@ static void bb_put(bbuf *b, const void *s, size_t n) {
     if (b->oom) return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
+        while (cap < b->n + n)
+            cap *= 2;
         uint8_t *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
@@ -597,7 +672,8 @@ static void bb_put(bbuf *b, const void *s, size_t n) {
 }
 static void bb_le(bbuf *b, uint64_t v, int n) {
     uint8_t t[8];
-    for (int i = 0; i < n; i++) t[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < n; i++)
+        t[i] = (uint8_t)(v >> (8 * i));
     bb_put(b, t, (size_t)n);
 }
 static void bb_str(bbuf *b, const char *s) {
@@ -705,7 +781,8 @@ sl_status sl_gguf_writer_kv_i32_array(sl_gguf_writer *w, const char *key, const 
     if (st) return st;
     bb_le(&w->kv, SL_GGUF_I32, 4);
     bb_le(&w->kv, (uint64_t)n, 8);
-    for (int i = 0; i < n; i++) bb_le(&w->kv, (uint32_t)values[i], 4);
+    for (int i = 0; i < n; i++)
+        bb_le(&w->kv, (uint32_t)values[i], 4);
     return kv_end(w, err);
 }
 
@@ -725,11 +802,11 @@ sl_status sl_gguf_writer_add(sl_gguf_writer *w, const char *name, sl_dtype dtype
                           "%s: tensor '%s': innermost dimension %lld is not a multiple of the %s "
                           "block size %d",
                           w->path, name, (long long)inner, di->name, di->blck);
-    unsigned long long nbytes = (unsigned long long)(inner / di->blck) * (unsigned long long)di->bsize;
+    unsigned long long nbytes =
+        (unsigned long long)(inner / di->blck) * (unsigned long long)di->bsize;
     for (int i = 0; i + 1 < ndim; i++)
         if (ne[i] < 0 || !sl_mul_u64(nbytes, (unsigned long long)ne[i], &nbytes))
-            return sl_err_set(err, SL_ERR_INVALID_ARG, "%s: tensor '%s': bad shape", w->path,
-                              name);
+            return sl_err_set(err, SL_ERR_INVALID_ARG, "%s: tensor '%s': bad shape", w->path, name);
     if (w->n == w->cap) {
         int cap = w->cap ? 2 * w->cap : 64;
         gg_decl *t = realloc(w->t, (size_t)cap * sizeof *t);
@@ -743,7 +820,8 @@ sl_status sl_gguf_writer_add(sl_gguf_writer *w, const char *name, sl_dtype dtype
         return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", w->path);
     d->dtype = dtype;
     d->ndim = ndim;
-    for (int i = 0; i < ndim; i++) d->ne[i] = ne[i];
+    for (int i = 0; i < ndim; i++)
+        d->ne[i] = ne[i];
     d->nbytes = nbytes;
     w->n++;
     return SL_OK;
@@ -766,9 +844,11 @@ static int write_zeros(FILE *f, uint64_t n) {
 sl_status sl_gguf_writer_begin_data(sl_gguf_writer *w, sl_err *err) {
     SL_ASSERT(w && !w->started);
     int any_quant = 0;
-    for (int i = 0; i < w->n; i++) any_quant |= sl_dtype_get(w->t[i].dtype)->is_quant;
+    for (int i = 0; i < w->n; i++)
+        any_quant |= sl_dtype_get(w->t[i].dtype)->is_quant;
     int have_qv = 0;
-    for (int i = 0; i < w->n_kv; i++) have_qv |= !strcmp(w->keys[i], "general.quantization_version");
+    for (int i = 0; i < w->n_kv; i++)
+        have_qv |= !strcmp(w->keys[i], "general.quantization_version");
     if (any_quant && !have_qv) {
         sl_status st = sl_gguf_writer_kv_u32(w, "general.quantization_version", 2, err);
         if (st) return st;
@@ -776,7 +856,8 @@ sl_status sl_gguf_writer_begin_data(sl_gguf_writer *w, sl_err *err) {
     if (w->n > 1) {
         const char **names = malloc((size_t)w->n * sizeof *names);
         if (!names) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", w->path);
-        for (int i = 0; i < w->n; i++) names[i] = w->t[i].name;
+        for (int i = 0; i < w->n; i++)
+            names[i] = w->t[i].name;
         qsort(names, (size_t)w->n, sizeof *names, cmp_str_ptr);
         sl_status st = SL_OK;
         for (int i = 1; i < w->n && !st; i++)
@@ -797,7 +878,8 @@ sl_status sl_gguf_writer_begin_data(sl_gguf_writer *w, sl_err *err) {
         gg_decl *d = &w->t[i];
         bb_str(&h, d->name);
         bb_le(&h, (uint64_t)d->ndim, 4);
-        for (int j = d->ndim - 1; j >= 0; j--) bb_le(&h, (uint64_t)d->ne[j], 8);
+        for (int j = d->ndim - 1; j >= 0; j--)
+            bb_le(&h, (uint64_t)d->ne[j], 8);
         bb_le(&h, (uint64_t)sl_dtype_get(d->dtype)->ggml_type, 4);
         bb_le(&h, off, 8);
         d->offset = off;
@@ -849,9 +931,11 @@ sl_status sl_gguf_writer_write(sl_gguf_writer *w, const void *bytes, size_t n, s
 }
 
 static void gw_free(sl_gguf_writer *w) {
-    for (int i = 0; i < w->n; i++) free(w->t[i].name);
+    for (int i = 0; i < w->n; i++)
+        free(w->t[i].name);
     free(w->t);
-    for (int i = 0; i < w->n_kv; i++) free(w->keys[i]);
+    for (int i = 0; i < w->n_kv; i++)
+        free(w->keys[i]);
     free(w->keys);
     free(w->kv.p);
     free(w->path);
@@ -862,9 +946,9 @@ sl_status sl_gguf_writer_close(sl_gguf_writer *w, sl_err *err) {
     if (!w) return SL_OK;
     sl_status st = SL_OK;
     if (!w->started)
-        st = sl_err_set(err, SL_ERR_INVALID_ARG,
-                        "%s: closed before sl_gguf_writer_begin_data; nothing was written",
-                        w->path);
+        st =
+            sl_err_set(err, SL_ERR_INVALID_ARG,
+                       "%s: closed before sl_gguf_writer_begin_data; nothing was written", w->path);
     else {
         st = advance(w, err);
         if (!st && w->cur < w->n)

@@ -16,9 +16,19 @@
 #include "core/tensor.h"
 
 typedef enum sl_gguf_type {
-    SL_GGUF_U8 = 0, SL_GGUF_I8 = 1, SL_GGUF_U16 = 2, SL_GGUF_I16 = 3, SL_GGUF_U32 = 4,
-    SL_GGUF_I32 = 5, SL_GGUF_F32 = 6, SL_GGUF_BOOL = 7, SL_GGUF_STRING = 8, SL_GGUF_ARRAY = 9,
-    SL_GGUF_U64 = 10, SL_GGUF_I64 = 11, SL_GGUF_F64 = 12,
+    SL_GGUF_U8 = 0,
+    SL_GGUF_I8 = 1,
+    SL_GGUF_U16 = 2,
+    SL_GGUF_I16 = 3,
+    SL_GGUF_U32 = 4,
+    SL_GGUF_I32 = 5,
+    SL_GGUF_F32 = 6,
+    SL_GGUF_BOOL = 7,
+    SL_GGUF_STRING = 8,
+    SL_GGUF_ARRAY = 9,
+    SL_GGUF_U64 = 10,
+    SL_GGUF_I64 = 11,
+    SL_GGUF_F64 = 12,
 } sl_gguf_type;
 
 typedef struct sl_gguf_kv {
@@ -31,11 +41,11 @@ typedef struct sl_gguf_kv {
         double f;
         bool b;
     } v;
-    char *str;                 /* STRING */
-    sl_gguf_type arr_type;     /* ARRAY element type */
-    uint64_t arr_count;        /* ARRAY element count */
-    uint64_t arr_offset;       /* ARRAY: file offset of the first element (strings are not
-                                  copied; read them with the parser helpers if ever needed) */
+    char *str;             /* STRING */
+    sl_gguf_type arr_type; /* ARRAY element type */
+    uint64_t arr_count;    /* ARRAY element count */
+    uint64_t arr_offset;   /* ARRAY: file offset of the first element (strings are not
+                              copied; read them with the parser helpers if ever needed) */
 } sl_gguf_kv;
 
 typedef struct sl_gguf_tensor {

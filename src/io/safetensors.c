@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ST_MAX_HEADER 100000000ull /* the reference reader's MAX_HEADER_SIZE */
-#define ST_MAX_INT 9007199254740992.0 /* 2^53: the largest exactly representable JSON integer */
+#define ST_MAX_HEADER 100000000ull       /* the reference reader's MAX_HEADER_SIZE */
+#define ST_MAX_INT    9007199254740992.0 /* 2^53: the largest exactly representable JSON integer */
 
 /* ---- dtype strings (formats.md §1.3) ---- */
 
@@ -20,13 +20,27 @@ typedef struct st_dtype_row {
 } st_dtype_row;
 
 static const st_dtype_row g_dtypes[] = {
-    {"F64", SL_DTYPE_F64},         {"F32", SL_DTYPE_F32},         {"F16", SL_DTYPE_F16},
-    {"BF16", SL_DTYPE_BF16},       {"F8_E4M3", SL_DTYPE_F8_E4M3}, {"F8_E5M2", SL_DTYPE_F8_E5M2},
-    {"I64", SL_DTYPE_I64},         {"I32", SL_DTYPE_I32},         {"I16", SL_DTYPE_I16},
-    {"I8", SL_DTYPE_I8},           {"U8", SL_DTYPE_U8},           {"BOOL", SL_DTYPE_BOOL},
-    {"U16", -1},                   {"U32", -1},                   {"U64", -1},
-    {"C64", -1},                   {"F8_E4M3FNUZ", -1},           {"F8_E5M2FNUZ", -1},
-    {"F8_E8M0", -1},               {"F6_E2M3", -1},               {"F6_E3M2", -1},
+    {"F64", SL_DTYPE_F64},
+    {"F32", SL_DTYPE_F32},
+    {"F16", SL_DTYPE_F16},
+    {"BF16", SL_DTYPE_BF16},
+    {"F8_E4M3", SL_DTYPE_F8_E4M3},
+    {"F8_E5M2", SL_DTYPE_F8_E5M2},
+    {"I64", SL_DTYPE_I64},
+    {"I32", SL_DTYPE_I32},
+    {"I16", SL_DTYPE_I16},
+    {"I8", SL_DTYPE_I8},
+    {"U8", SL_DTYPE_U8},
+    {"BOOL", SL_DTYPE_BOOL},
+    {"U16", -1},
+    {"U32", -1},
+    {"U64", -1},
+    {"C64", -1},
+    {"F8_E4M3FNUZ", -1},
+    {"F8_E5M2FNUZ", -1},
+    {"F8_E8M0", -1},
+    {"F6_E2M3", -1},
+    {"F6_E3M2", -1},
     {"F4", -1},
 };
 
@@ -40,11 +54,14 @@ const char *sl_st_dtype_string(sl_dtype dt) {
 
 static uint64_t rd_le64(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
-static int is_json_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_json_ws(uint8_t c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 /* Offset of the first byte that is not valid UTF-8, or len when all of it is. */
 static size_t utf8_bad_at(const uint8_t *s, size_t len) {
@@ -57,10 +74,14 @@ static size_t utf8_bad_at(const uint8_t *s, size_t len) {
         }
         int n;
         uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) n = 1, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF) n = 2, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4) n = 3, cp = c & 0x07;
-        else return i;
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            n = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            n = 3, cp = c & 0x07;
+        else
+            return i;
         if (len - i <= (size_t)n) return i;
         for (int k = 1; k <= n; k++) {
             if ((s[i + k] & 0xC0) != 0x80) return i;
@@ -93,8 +114,9 @@ static cJSON *parse_json_object(const uint8_t *buf, size_t len, uint64_t base, c
                                 const char *part, sl_err *err) {
     size_t bad = utf8_bad_at(buf, len);
     if (bad < len) {
-        sl_err_set(err, SL_ERR_FORMAT, "%s: %s is not valid UTF-8 (byte 0x%02x at file offset %llu)",
-                   what, part, buf[bad], (unsigned long long)(base + bad));
+        sl_err_set(err, SL_ERR_FORMAT,
+                   "%s: %s is not valid UTF-8 (byte 0x%02x at file offset %llu)", what, part,
+                   buf[bad], (unsigned long long)(base + bad));
         return NULL;
     }
     const uint8_t *nul = memchr(buf, 0, len);
@@ -104,7 +126,8 @@ static cJSON *parse_json_object(const uint8_t *buf, size_t len, uint64_t base, c
         return NULL;
     }
     size_t i = 0;
-    while (i < len && is_json_ws(buf[i])) i++;
+    while (i < len && is_json_ws(buf[i]))
+        i++;
     if (i == len || buf[i] != '{') {
         sl_err_set(err, SL_ERR_FORMAT,
                    "%s: %s is not a JSON object (expected '{' at file offset %llu)%s", what, part,
@@ -129,7 +152,8 @@ static cJSON *parse_json_object(const uint8_t *buf, size_t len, uint64_t base, c
         return NULL;
     }
     size_t at = (size_t)(end - copy);
-    while (at < len && is_json_ws(buf[at])) at++;
+    while (at < len && is_json_ws(buf[at]))
+        at++;
     if (at != len) {
         sl_err_set(err, SL_ERR_FORMAT,
                    "%s: %s has extra bytes after the JSON object (at file offset %llu)", what, part,
@@ -155,7 +179,8 @@ static sl_status check_unique_keys(const cJSON *obj, const char *what, const cha
     const char **keys = malloc((size_t)n * sizeof *keys);
     if (!keys) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", what);
     int k = 0;
-    for (const cJSON *c = obj->child; c; c = c->next) keys[k++] = c->string ? c->string : "";
+    for (const cJSON *c = obj->child; c; c = c->next)
+        keys[k++] = c->string ? c->string : "";
     qsort(keys, (size_t)k, sizeof *keys, cmp_str_ptr);
     sl_status st = SL_OK;
     for (int i = 1; i < k; i++)
@@ -172,7 +197,8 @@ static sl_status check_unique_keys(const cJSON *obj, const char *what, const cha
 
 void sl_st_file_free(sl_st_file *f) {
     if (!f) return;
-    for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+    for (int i = 0; i < f->n_tensors; i++)
+        free(f->tensors[i].name);
     free(f->tensors);
     for (int i = 0; i < f->n_meta; i++) {
         free(f->meta[i].key);
@@ -273,7 +299,8 @@ static sl_status parse_entry(const cJSON *e, const char *name, const char *what,
         return sl_err_set(err, SL_ERR_FORMAT, "%s: tensor '%s': element count overflows", what,
                           name);
     t->ndim = ndim;
-    for (int i = 0; i < SL_MAX_DIMS; i++) t->ne[i] = i < ndim ? (int64_t)dims[i] : 1;
+    for (int i = 0; i < SL_MAX_DIMS; i++)
+        t->ne[i] = i < ndim ? (int64_t)dims[i] : 1;
 
     uint64_t b, en;
     if (!json_uint(of->child, &b) || !json_uint(of->child->next, &en))
@@ -360,8 +387,8 @@ sl_status sl_st_parse(const uint8_t *buf, size_t len, const char *what, sl_st_fi
         uint64_t b = rs[i].begin, e = rs[i].end;
         if (e < b)
             st = sl_err_set(err, SL_ERR_FORMAT,
-                            "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", what,
-                            t->name, (unsigned long long)b, (unsigned long long)e);
+                            "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin",
+                            what, t->name, (unsigned long long)b, (unsigned long long)e);
         else if (e > data_len)
             st = sl_err_set(err, SL_ERR_FORMAT,
                             "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the "
@@ -412,9 +439,11 @@ fail:
 
 void sl_st_index_free(sl_st_index *ix) {
     if (!ix) return;
-    for (int i = 0; i < ix->n_shards; i++) free(ix->shards[i]);
+    for (int i = 0; i < ix->n_shards; i++)
+        free(ix->shards[i]);
     free(ix->shards);
-    for (int i = 0; i < ix->n_names; i++) free(ix->names[i]);
+    for (int i = 0; i < ix->n_names; i++)
+        free(ix->names[i]);
     free(ix->names);
     free(ix->shard_of);
     memset(ix, 0, sizeof *ix);
@@ -518,7 +547,8 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n + 1) cap *= 2;
+        while (cap < b->n + n + 1)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
@@ -531,7 +561,9 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     b->n += n;
     b->p[b->n] = 0;
 }
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s) {
+    sb_put(b, s, strlen(s));
+}
 static void sb_fmt_u64(sbuf *b, unsigned long long v) {
     char tmp[32];
     int k = snprintf(tmp, sizeof tmp, "%llu", v);
@@ -579,8 +611,8 @@ sl_status sl_st_writer_meta(sl_st_writer *w, const char *key, const char *value,
     SL_ASSERT(w && key && value && !w->started);
     for (int i = 0; i < w->n_meta; i++)
         if (!strcmp(w->meta[i].key, key))
-            return sl_err_set(err, SL_ERR_INVALID_ARG, "%s: metadata key '%s' given twice",
-                              w->path, key);
+            return sl_err_set(err, SL_ERR_INVALID_ARG, "%s: metadata key '%s' given twice", w->path,
+                              key);
     if (w->n_meta == w->cap_meta) {
         int cap = w->cap_meta ? 2 * w->cap_meta : 16;
         sl_st_kv *m = realloc(w->meta, (size_t)cap * sizeof *m);
@@ -614,8 +646,7 @@ sl_status sl_st_writer_add(sl_st_writer *w, const char *name, sl_dtype dtype, in
     unsigned long long numel = 1;
     for (int i = 0; i < ndim; i++) {
         if (ne[i] < 0 || !sl_mul_u64(numel, (unsigned long long)ne[i], &numel))
-            return sl_err_set(err, SL_ERR_INVALID_ARG, "%s: tensor '%s': bad shape", w->path,
-                              name);
+            return sl_err_set(err, SL_ERR_INVALID_ARG, "%s: tensor '%s': bad shape", w->path, name);
     }
     unsigned long long nbytes, total;
     if (!sl_mul_u64(numel, (unsigned long long)sl_dtype_get(dtype)->bsize, &nbytes) ||
@@ -634,7 +665,8 @@ sl_status sl_st_writer_add(sl_st_writer *w, const char *name, sl_dtype dtype, in
     if (!(d->name = strdup(name))) return sl_err_set(err, SL_ERR_OOM_HOST, "out of memory");
     d->dtype = dtype;
     d->ndim = ndim;
-    for (int i = 0; i < ndim; i++) d->ne[i] = ne[i];
+    for (int i = 0; i < ndim; i++)
+        d->ne[i] = ne[i];
     d->nbytes = nbytes;
     w->total = total;
     w->n++;
@@ -651,12 +683,13 @@ sl_status sl_st_writer_begin_data(sl_st_writer *w, sl_err *err) {
     if (w->n > 1) {
         const char **names = malloc((size_t)w->n * sizeof *names);
         if (!names) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", w->path);
-        for (int i = 0; i < w->n; i++) names[i] = w->t[i].name;
+        for (int i = 0; i < w->n; i++)
+            names[i] = w->t[i].name;
         qsort(names, (size_t)w->n, sizeof *names, cmp_str_ptr);
         for (int i = 1; i < w->n; i++)
             if (!strcmp(names[i - 1], names[i])) {
-                sl_status st = sl_err_set(err, SL_ERR_INVALID_ARG,
-                                          "%s: tensor '%s' declared twice", w->path, names[i]);
+                sl_status st = sl_err_set(err, SL_ERR_INVALID_ARG, "%s: tensor '%s' declared twice",
+                                          w->path, names[i]);
                 free(names);
                 return st;
             }
@@ -697,7 +730,8 @@ sl_status sl_st_writer_begin_data(sl_st_writer *w, sl_err *err) {
         off += d->nbytes;
     }
     sb_str(&b, "}");
-    while (b.n % 8) sb_str(&b, " ");
+    while (b.n % 8)
+        sb_str(&b, " ");
     if (b.oom) {
         free(b.p);
         return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory for the header", w->path);
@@ -709,7 +743,8 @@ sl_status sl_st_writer_begin_data(sl_st_writer *w, sl_err *err) {
                           b.n);
     }
     uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)b.n >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)b.n >> (8 * i));
     sl_status st = SL_OK;
     if (fwrite(len8, 1, 8, w->f) != 8 || fwrite(b.p, 1, b.n, w->f) != b.n)
         st = writer_io_fail(w, "writing the header", err);
@@ -725,15 +760,15 @@ sl_status sl_st_writer_write(sl_st_writer *w, const void *bytes, size_t n, sl_er
         return sl_err_set(err, SL_ERR_INVALID_ARG,
                           "%s: writing %zu bytes at data offset %llu exceeds the %llu declared "
                           "bytes",
-                          w->path, n, (unsigned long long)w->written,
-                          (unsigned long long)w->total);
+                          w->path, n, (unsigned long long)w->written, (unsigned long long)w->total);
     if (n && fwrite(bytes, 1, n, w->f) != n) return writer_io_fail(w, "writing tensor data", err);
     w->written += n;
     return SL_OK;
 }
 
 static void writer_free(sl_st_writer *w) {
-    for (int i = 0; i < w->n; i++) free(w->t[i].name);
+    for (int i = 0; i < w->n; i++)
+        free(w->t[i].name);
     free(w->t);
     for (int i = 0; i < w->n_meta; i++) {
         free(w->meta[i].key);
@@ -751,9 +786,9 @@ sl_status sl_st_writer_close(sl_st_writer *w, sl_err *err) {
         st = sl_err_set(err, SL_ERR_INVALID_ARG,
                         "%s: closed before sl_st_writer_begin_data; nothing was written", w->path);
     else if (w->written != w->total)
-        st = sl_err_set(err, SL_ERR_INVALID_ARG,
-                        "%s: %llu of %llu declared data bytes were written", w->path,
-                        (unsigned long long)w->written, (unsigned long long)w->total);
+        st =
+            sl_err_set(err, SL_ERR_INVALID_ARG, "%s: %llu of %llu declared data bytes were written",
+                       w->path, (unsigned long long)w->written, (unsigned long long)w->total);
     if (!st && fflush(w->f) != 0) st = writer_io_fail(w, "flushing", err);
     if (fclose(w->f) != 0 && !st) st = writer_io_fail(w, "closing", err);
     w->f = NULL;

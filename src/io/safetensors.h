@@ -36,9 +36,11 @@ typedef struct sl_st_file {
 /* Parse a whole file's bytes. `what` names the file in messages. On failure *out is left empty
  * (nothing to free). JSON whitespace around the header object is accepted; the header must be
  * UTF-8 without NUL bytes; duplicate keys (tensor names, __metadata__ keys) are rejected;
- * __metadata__ values that are not strings are skipped. Tensors come out in header order. Tensors with more than SL_MAX_DIMS dimensions or unsupported dtypes are
- * errors (SL_ERR_UNSUPPORTED) naming the tensor. */
-sl_status sl_st_parse(const uint8_t *buf, size_t len, const char *what, sl_st_file *out, sl_err *err);
+ * __metadata__ values that are not strings are skipped. Tensors come out in header order. Tensors
+ * with more than SL_MAX_DIMS dimensions or unsupported dtypes are errors (SL_ERR_UNSUPPORTED)
+ * naming the tensor. */
+sl_status sl_st_parse(const uint8_t *buf, size_t len, const char *what, sl_st_file *out,
+                      sl_err *err);
 void sl_st_file_free(sl_st_file *f); /* NULL is fine */
 
 /* Parse a `*.safetensors.index.json`: the distinct shard file names (relative to the index's
@@ -46,8 +48,8 @@ void sl_st_file_free(sl_st_file *f); /* NULL is fine */
 typedef struct sl_st_index {
     char **shards;
     int n_shards;
-    char **names;     /* tensor names */
-    int *shard_of;    /* shard index per name */
+    char **names;  /* tensor names */
+    int *shard_of; /* shard index per name */
     int n_names;
 } sl_st_index;
 sl_status sl_st_parse_index(const uint8_t *buf, size_t len, const char *what, sl_st_index *out,

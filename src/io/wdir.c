@@ -49,7 +49,8 @@ struct sl_wdir {
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
     return h;
 }
 
@@ -119,16 +120,30 @@ static sl_status gguf_meta(sl_wdir *d, const sl_gguf_file *g) {
         char tmp[64];
         const char *v = tmp;
         switch (kv->type) {
-        case SL_GGUF_STRING: v = kv->str; break;
-        case SL_GGUF_U8: case SL_GGUF_U16: case SL_GGUF_U32: case SL_GGUF_U64:
+        case SL_GGUF_STRING:
+            v = kv->str;
+            break;
+        case SL_GGUF_U8:
+        case SL_GGUF_U16:
+        case SL_GGUF_U32:
+        case SL_GGUF_U64:
             snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)kv->v.u);
             break;
-        case SL_GGUF_I8: case SL_GGUF_I16: case SL_GGUF_I32: case SL_GGUF_I64:
+        case SL_GGUF_I8:
+        case SL_GGUF_I16:
+        case SL_GGUF_I32:
+        case SL_GGUF_I64:
             snprintf(tmp, sizeof tmp, "%lld", (long long)kv->v.i);
             break;
-        case SL_GGUF_F32: case SL_GGUF_F64: snprintf(tmp, sizeof tmp, "%.9g", kv->v.f); break;
-        case SL_GGUF_BOOL: v = kv->v.b ? "true" : "false"; break;
-        case SL_GGUF_ARRAY: continue;
+        case SL_GGUF_F32:
+        case SL_GGUF_F64:
+            snprintf(tmp, sizeof tmp, "%.9g", kv->v.f);
+            break;
+        case SL_GGUF_BOOL:
+            v = kv->v.b ? "true" : "false";
+            break;
+        case SL_GGUF_ARRAY:
+            continue;
         }
         if (add_meta(d, kv->key, v)) return SL_ERR_OOM_HOST;
     }
@@ -172,7 +187,8 @@ static sl_status open_file(sl_wdir *d, const char *path, int *file_index, sl_err
         if (st) return st;
         for (int i = 0; i < f->gg.n_tensors; i++) {
             const sl_gguf_tensor *t = &f->gg.tensors[i];
-            sl_wentry e = {t->name, fi, t->offset, t->nbytes, t->dtype, t->ndim, {0}, buf + t->offset};
+            sl_wentry e = {t->name,  fi,      t->offset, t->nbytes,
+                           t->dtype, t->ndim, {0},       buf + t->offset};
             memcpy(e.ne, t->ne, sizeof e.ne);
             if (push_entry(d, &e)) return sl_err_set(err, SL_ERR_OOM_HOST, "out of memory");
         }
@@ -183,7 +199,8 @@ static sl_status open_file(sl_wdir *d, const char *path, int *file_index, sl_err
         if (st) return st;
         for (int i = 0; i < f->st.n_tensors; i++) {
             const sl_st_tensor *t = &f->st.tensors[i];
-            sl_wentry e = {t->name, fi, t->offset, t->nbytes, t->dtype, t->ndim, {0}, buf + t->offset};
+            sl_wentry e = {t->name,  fi,      t->offset, t->nbytes,
+                           t->dtype, t->ndim, {0},       buf + t->offset};
             memcpy(e.ne, t->ne, sizeof e.ne);
             if (push_entry(d, &e)) return sl_err_set(err, SL_ERR_OOM_HOST, "out of memory");
         }
@@ -222,10 +239,12 @@ static sl_status open_index(sl_wdir *d, const char *path, pending_index *pi, sl_
     }
     for (int s = 0; s < pi->ix.n_shards && !st; s++) {
         char *sp = path_join(dir, pi->ix.shards[s]);
-        if (!sp) st = sl_err_set(err, SL_ERR_OOM_HOST, "out of memory");
+        if (!sp)
+            st = sl_err_set(err, SL_ERR_OOM_HOST, "out of memory");
         else {
             st = open_file(d, sp, &pi->shard_file[s], err);
-            if (st) sl_err_prefix(err, "shard %d of %d listed in %s: ", s + 1, pi->ix.n_shards, path);
+            if (st)
+                sl_err_prefix(err, "shard %d of %d listed in %s: ", s + 1, pi->ix.n_shards, path);
             free(sp);
         }
     }
@@ -243,7 +262,8 @@ static sl_status check_index(const sl_wdir *d, const pending_index *pi, sl_err *
                               "%s: tensor '%s' is listed in shard %s, but that file does not "
                               "contain it%s%s",
                               pi->path, pi->ix.names[i], d->files[want].path,
-                              k >= 0 ? "; it is in " : "", k >= 0 ? d->files[d->e[k].file].path : "");
+                              k >= 0 ? "; it is in " : "",
+                              k >= 0 ? d->files[d->e[k].file].path : "");
     }
     return SL_OK;
 }
@@ -277,12 +297,14 @@ static sl_status resolve_dir(const char *dir, char **out, sl_err *err) {
     closedir(dh);
     sl_status st = SL_OK;
     const char *pick = NULL;
-    if (n_index == 1) pick = index;
+    if (n_index == 1)
+        pick = index;
     else if (n_index > 1)
         st = sl_err_set(err, SL_ERR_INVALID_ARG,
                         "%s: folder holds %d shard indexes (%s); name the one to open", dir,
                         n_index, listed);
-    else if (n_files == 1) pick = single;
+    else if (n_files == 1)
+        pick = single;
     else if (n_files == 0)
         st = sl_err_set(err, SL_ERR_NOT_FOUND,
                         "%s: folder holds no .safetensors, .safetensors.index.json or .gguf file",
@@ -303,7 +325,8 @@ static sl_status resolve_dir(const char *dir, char **out, sl_err *err) {
 
 static sl_status build_hash(sl_wdir *d, sl_err *err) {
     size_t cap = 16;
-    while (cap < (size_t)d->n * 2) cap *= 2;
+    while (cap < (size_t)d->n * 2)
+        cap *= 2;
     d->slots = malloc(cap * sizeof *d->slots);
     if (!d->slots) return sl_err_set(err, SL_ERR_OOM_HOST, "out of memory for the name table");
     memset(d->slots, 0xff, cap * sizeof *d->slots);
@@ -350,8 +373,10 @@ sl_status sl_wdir_open(sl_wdir **out, const char *const *paths, int n_paths, sl_
             if (st) break;
             path = resolved;
         }
-        if (ends_with(path, ".json")) st = open_index(d, path, &pis[p], err);
-        else st = open_file(d, path, NULL, err);
+        if (ends_with(path, ".json"))
+            st = open_index(d, path, &pis[p], err);
+        else
+            st = open_file(d, path, NULL, err);
         free(resolved);
     }
     if (!st) st = build_hash(d, err);
@@ -391,7 +416,9 @@ void sl_wdir_free(sl_wdir *d) {
     free(d);
 }
 
-int sl_wdir_count(const sl_wdir *d) { return d->n; }
+int sl_wdir_count(const sl_wdir *d) {
+    return d->n;
+}
 
 const sl_wentry *sl_wdir_at(const sl_wdir *d, int i) {
     SL_ASSERT(i >= 0 && i < d->n);
@@ -435,7 +462,9 @@ sl_file_format sl_wdir_file_format(const sl_wdir *d, int file) {
     return d->files[file].fmt;
 }
 
-int sl_wdir_file_count(const sl_wdir *d) { return d->n_files; }
+int sl_wdir_file_count(const sl_wdir *d) {
+    return d->n_files;
+}
 
 const char *sl_wdir_meta(const sl_wdir *d, const char *key) {
     for (int i = 0; i < d->n_meta; i++)
@@ -443,7 +472,9 @@ const char *sl_wdir_meta(const sl_wdir *d, const char *key) {
     return NULL;
 }
 
-int sl_wdir_meta_count(const sl_wdir *d) { return d->n_meta; }
+int sl_wdir_meta_count(const sl_wdir *d) {
+    return d->n_meta;
+}
 
 void sl_wdir_meta_at(const sl_wdir *d, int i, const char **key, const char **value) {
     SL_ASSERT(i >= 0 && i < d->n_meta);

@@ -21,14 +21,14 @@
 typedef enum sl_file_format { SL_FORMAT_SAFETENSORS, SL_FORMAT_GGUF } sl_file_format;
 
 typedef struct sl_wentry {
-    const char *name;     /* as stored in the file */
-    int file;             /* index into the directory's files */
-    uint64_t offset;      /* absolute byte offset of the data in that file */
-    uint64_t nbytes;      /* data bytes */
+    const char *name; /* as stored in the file */
+    int file;         /* index into the directory's files */
+    uint64_t offset;  /* absolute byte offset of the data in that file */
+    uint64_t nbytes;  /* data bytes */
     sl_dtype dtype;
     int ndim;
     int64_t ne[SL_MAX_DIMS]; /* row-major */
-    const void *data;     /* the mapped bytes (valid until sl_wdir_free); may be unaligned */
+    const void *data;        /* the mapped bytes (valid until sl_wdir_free); may be unaligned */
 } sl_wentry;
 
 typedef struct sl_wdir sl_wdir;
