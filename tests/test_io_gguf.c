@@ -82,7 +82,7 @@ SL_TEST(io_gguf_hand_built_valid) {
     tb_gstr(&k, "tok.tokens"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_STRING), tb_u64(&k, 3);
     tb_gstr(&k, "x"), tb_gstr(&k, ""), tb_gstr(&k, "yz"), nkv++;
     tb_gstr(&k, "tok.scores"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_F32), tb_u64(&k, 2);
-    tb_u32(&k, 0), tb_u32(&k, 0), nkv++;
+    tb_u32(&k, 0), tb_u32(&k, 0x3f800000u), nkv++;
     tb_gstr(&k, "a.empty"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_I64), tb_u64(&k, 0),
         nkv++;
     tb_gstr(&k, "a.nested"), tb_u32(&k, SL_GGUF_ARRAY), tb_u32(&k, SL_GGUF_ARRAY), tb_u64(&k, 2);
@@ -123,6 +123,17 @@ SL_TEST(io_gguf_hand_built_valid) {
     CHECK((kv = sl_gguf_find_kv(&f, "a.nested")) && kv->arr_type == SL_GGUF_ARRAY &&
           kv->arr_count == 2);
     CHECK((kv = sl_gguf_find_kv(&f, "z.after_nested")) && kv->v.u == 7);
+    /* array element access */
+    if ((kv = sl_gguf_find_kv(&f, "tok.tokens"))) {
+        sl_gguf_str_iter it = sl_gguf_arr_strings(b.p, kv);
+        const char *s;
+        size_t n;
+        CHECK(sl_gguf_arr_next_str(&it, &s, &n) && n == 1 && s[0] == 'x');
+        CHECK(sl_gguf_arr_next_str(&it, &s, &n) && n == 0);
+        CHECK(sl_gguf_arr_next_str(&it, &s, &n) && n == 2 && !memcmp(s, "yz", 2));
+        CHECK(!sl_gguf_arr_next_str(&it, &s, &n));
+    }
+    if ((kv = sl_gguf_find_kv(&f, "tok.scores"))) CHECK(sl_gguf_arr_float(b.p, kv, 1) == 1.0);
     uint64_t ds = f.data_start;
     CHECK(ds % 32 == 0 && b.n == ds + 512);
     const sl_gguf_tensor *t = f.tensors;
@@ -430,6 +441,10 @@ SL_TEST(io_gguf_orig_shape) {
     CHECK(f.tensors[0].ndim == 3 && f.tensors[0].ne[0] == 2 && f.tensors[0].ne[1] == 3 &&
           f.tensors[0].ne[2] == 4 && f.tensors[0].ne[3] == 1 && f.tensors[0].nbytes == 96);
     CHECK(f.tensors[1].ndim == 2 && f.tensors[1].ne[0] == 4 && f.tensors[1].ne[1] == 32);
+    const sl_gguf_kv *kv = sl_gguf_find_kv(&f, "comfy.gguf.orig_shape.q");
+    CHECK(kv && sl_gguf_arr_int(b.p, kv, 0) == 4 && sl_gguf_arr_int(b.p, kv, 1) == 32);
+    kv = sl_gguf_find_kv(&f, "comfy.gguf.orig_shape.w");
+    CHECK(kv && kv->arr_type == SL_GGUF_I32 && sl_gguf_arr_int(b.p, kv, 2) == 4);
     sl_gguf_file_free(&f);
     tb_free(&b);
     tb_free(&k);

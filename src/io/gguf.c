@@ -637,6 +637,58 @@ fail:
     return st;
 }
 
+/* ---- array element access ---- */
+
+int64_t sl_gguf_arr_int(const uint8_t *buf, const sl_gguf_kv *kv, uint64_t i) {
+    SL_ASSERT(kv->type == SL_GGUF_ARRAY && i < kv->arr_count);
+    int sz = vt_size(kv->arr_type);
+    SL_ASSERTF(sz && kv->arr_type != SL_GGUF_F32 && kv->arr_type != SL_GGUF_F64,
+               "%s is not an integer array", kv->key);
+    uint64_t u = le(buf + kv->arr_offset + i * (uint64_t)sz, sz);
+    switch (kv->arr_type) {
+    case SL_GGUF_I8:
+        return (int8_t)u;
+    case SL_GGUF_I16:
+        return (int16_t)u;
+    case SL_GGUF_I32:
+        return (int32_t)u;
+    default:
+        return (int64_t)u; /* unsigned types, I64, BOOL */
+    }
+}
+
+double sl_gguf_arr_float(const uint8_t *buf, const sl_gguf_kv *kv, uint64_t i) {
+    SL_ASSERT(kv->type == SL_GGUF_ARRAY && i < kv->arr_count);
+    SL_ASSERTF(kv->arr_type == SL_GGUF_F32 || kv->arr_type == SL_GGUF_F64,
+               "%s is not a float array", kv->key);
+    if (kv->arr_type == SL_GGUF_F32) {
+        uint32_t b = (uint32_t)le(buf + kv->arr_offset + i * 4, 4);
+        float f;
+        memcpy(&f, &b, 4);
+        return f;
+    }
+    uint64_t b = le(buf + kv->arr_offset + i * 8, 8);
+    double d;
+    memcpy(&d, &b, 8);
+    return d;
+}
+
+sl_gguf_str_iter sl_gguf_arr_strings(const uint8_t *buf, const sl_gguf_kv *kv) {
+    SL_ASSERTF(kv->type == SL_GGUF_ARRAY && kv->arr_type == SL_GGUF_STRING,
+               "%s is not a string array", kv->key);
+    return (sl_gguf_str_iter){buf + kv->arr_offset, kv->arr_count};
+}
+
+bool sl_gguf_arr_next_str(sl_gguf_str_iter *it, const char **s, size_t *n) {
+    if (!it->left) return false;
+    uint64_t len = le(it->p, 8);
+    *s = (const char *)it->p + 8;
+    *n = (size_t)len;
+    it->p += 8 + len;
+    it->left--;
+    return true;
+}
+
 /* ---- streaming writer ---- */
 
 typedef struct gg_decl {

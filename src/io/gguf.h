@@ -44,8 +44,8 @@ typedef struct sl_gguf_kv {
     char *str;             /* STRING */
     sl_gguf_type arr_type; /* ARRAY element type */
     uint64_t arr_count;    /* ARRAY element count */
-    uint64_t arr_offset;   /* ARRAY: file offset of the first element (strings are not
-                              copied; read them with the parser helpers if ever needed) */
+    uint64_t arr_offset;   /* ARRAY: file offset of the first element; elements are not
+                              copied: read them with sl_gguf_arr_* below */
 } sl_gguf_kv;
 
 typedef struct sl_gguf_tensor {
@@ -72,6 +72,20 @@ sl_status sl_gguf_parse(const uint8_t *buf, size_t len, const char *what, sl_ggu
                         sl_err *err);
 void sl_gguf_file_free(sl_gguf_file *f);
 const sl_gguf_kv *sl_gguf_find_kv(const sl_gguf_file *f, const char *key);
+
+/* Array elements, read from the bytes the file was parsed from (`buf`, borrowed; the parser has
+ * bounds-checked every element). sl_gguf_arr_int: element i of an integer or bool array;
+ * sl_gguf_arr_float: element i of an F32/F64 array (asserts on other types or i >= count).
+ * String arrays are walked in order: init an iterator, then each sl_gguf_arr_next_str returns
+ * the next string (not NUL-terminated; *s points into buf) until it returns false. */
+int64_t sl_gguf_arr_int(const uint8_t *buf, const sl_gguf_kv *kv, uint64_t i);
+double sl_gguf_arr_float(const uint8_t *buf, const sl_gguf_kv *kv, uint64_t i);
+typedef struct sl_gguf_str_iter {
+    const uint8_t *p;
+    uint64_t left;
+} sl_gguf_str_iter;
+sl_gguf_str_iter sl_gguf_arr_strings(const uint8_t *buf, const sl_gguf_kv *kv);
+bool sl_gguf_arr_next_str(sl_gguf_str_iter *it, const char **s, size_t *n);
 
 /* Streaming writer (formats.md §2.10): declare KVs and tensors, then write tensor bytes in
  * declaration order in chunks; alignment padding is inserted automatically. */
