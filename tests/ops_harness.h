@@ -136,7 +136,7 @@ sl_status sl_oh_run(sl_backend *be, const sl_oh_case *c, double tol_scale, sl_oh
 sl_status sl_oh_run_dry(sl_backend *be, const sl_oh_case *c, sl_err *err);
 
 /* For tests: run a case and record a test failure (tests/test.h) with the numbers when it does
- * not match or the op fails. Returns 1 when it ran and matched, 0 when it failed, -1 when it was
+ * not match or the op fails; with SLUICE_OH_VERBOSE set, print every case's errors and time. Returns 1 when it ran and matched, 0 when it failed, -1 when it was
  * skipped (unsupported by the build or by the backend: SL_ERR_UNSUPPORTED). */
 int sl_oh_check(sl_backend *be, const sl_oh_case *c, double tol_scale);
 
