@@ -365,3 +365,48 @@ SL_TEST(res_resident_survives_host_poison) {
     sl_backend_destroy(be);
     toy_file_close(&tf);
 }
+
+/* ---- streaming ---- */
+
+SL_TEST(res_stream_all_plans_bit_identical) {
+    enum { N = 7, D = 24, T = 3, P = 3 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    float ref[T * D];
+    toy_reference(&tf, T, ref, 1);
+    /* unit sizes: globals 2 × 2304; blocks f32 4608 + 256, bf16/f16 2 × 1280 + 256... */
+    toy t0;
+    rf_opts o0 = {.plain = true};
+    sl_backend *be0 = rf_create(&o0);
+    sl_err e = {0};
+    REQUIRE_OK(toy_open(&t0, &tf, be0, false, &e), &e);
+    size_t total = sl_res_total_bytes(t0.res), mx = 0;
+    for (int i = 0; i < sl_res_unit_count(t0.res); i++) mx = SL_MAX(mx, sl_res_unit_bytes(t0.res, i));
+    sl_res_free(t0.res);
+    sl_backend_destroy(be0);
+    int runs = 0, refused = 0;
+    for (int pf = 1; pf <= 3; pf++) {
+        for (int step = 0; step <= 8; step++) {
+            /* budgets from (prefetch + 1) slots of the largest unit to everything */
+            size_t lo = (size_t)(pf + 1) * mx, budget = lo + (total - SL_MIN(lo, total)) * (size_t)step / 8;
+            for (int all = 0; all < 2; all++) {
+                for (int pol = 0; pol < 3; pol++) {
+                    run_cfg rc = {.policy = (rf_policy)pol, .seed = (uint64_t)(step * 7 + pol),
+                                  .budget = budget, .prefetch = pf, .stream_all = all,
+                                  .use_paths = step & 1, .passes = P, .park_between = step == 3};
+                    sl_err e2 = {0};
+                    int bad = run_device(&tf, T, ref, &rc, &e2, NULL);
+                    if (bad < 0 && e2.status == SL_ERR_OOM_DEVICE) {
+                        refused++;
+                        continue;
+                    }
+                    runs++;
+                    CHECKF(bad == 0, "prefetch %d budget %zu stream_all %d policy %d: %d bad (%s)",
+                           pf, budget, all, pol, bad, e2.msg);
+                }
+            }
+        }
+    }
+    CHECKF(runs > 100 && refused == 0, "%d runs, %d refused", runs, refused);
+    toy_file_close(&tf);
+}

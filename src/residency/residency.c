@@ -1,12 +1,31 @@
-/* residency/residency.c — units, host home and device placement (see residency.h).
+/* residency/residency.c — units, host home, placement and streaming (see residency.h,
+ * ARCHITECTURE §3–§4).
  *
- * Phase 1: host-visible backends use the mapped bytes in place; device backends keep every unit
- * resident (one upload at load_device on the copy queue, ordered before the first use by an
- * event). Streaming through slots comes with the planner. */
+ * Device side. Resident units live in one device block, uploaded once at load_device on the copy
+ * queue (ev_loaded orders it before the first use). Streamed units pass through a ring of
+ * prefetch + 1 slots, each with a `ready` event (copy queue, after the upload) and a `free` event
+ * (compute queue, at the release of the unit it held). Streamed acquires of a pass are numbered
+ * by their position in the recorded pass order; position g of the current "epoch" (the passes
+ * since the order last changed) is uploaded into the oldest slot whose content has been consumed
+ * and released, after the copy queue waits on that slot's `free`. An acquire makes the compute
+ * queue wait on its slot's `ready` (no host wait) and then queues the uploads of the positions up
+ * to `prefetch` ahead; end_pass queues the first ones of the next pass. Nothing is copied back,
+ * nothing is synchronised with the host inside a pass.
+ *
+ * Pass order. Before the first pass the order is predicted as unit declaration order; each pass's
+ * actual acquire sequence is logged, and when it differs from the order (the prediction was
+ * wrong, or the model changed its order) the rest of that pass uploads on demand and the logged
+ * sequence becomes the order of the next passes.
+ *
+ * Timing (backends that can time): marks on the compute queue around every acquire wait and at
+ * every release, and events around every upload, in two sets by pass parity. A pass's numbers are
+ * read at the end of the next pass (its events are complete by then, one event_sync at most) or
+ * when sl_res_last_stats asks; the first measured pass replaces the units' cost estimates. */
 #include "residency/residency.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "residency/planner.h"
 
 #define RES_ALIGN 256
 
@@ -31,15 +51,46 @@ typedef struct res_unit {
     char *name;
     int *tix; /* indices into r->tensors */
     int n_t, cap_t;
-    size_t bytes; /* packed, 256-aligned */
-    double cost;  /* seconds per use (estimate, or measured) */
+    size_t bytes;     /* packed, 256-aligned */
+    double cost;      /* seconds per pass (model's estimate) */
+    double cost_meas; /* seconds per pass measured on the first timed pass (< 0: none) */
     sl_unit_place place;
     size_t host_off; /* offset of the unit in the host arena */
     void *dev;       /* device copy while loaded (resident units) */
+    int slot;        /* slot it occupies while acquired (streamed units), else -1 */
     bool held;
 } res_unit;
 
 typedef enum res_home { HOME_NONE, HOME_MAPPED, HOME_ARENA } res_home;
+
+typedef struct res_slot {
+    void *dev;
+    sl_event *ready;   /* copy queue: the upload into this slot is done */
+    sl_event *free_ev; /* compute queue: the unit that was in it has been used */
+    bool free_recorded;
+    long seq;  /* epoch position it holds (-1: nothing, or an on-demand upload) */
+    int unit;  /* unit whose bytes it holds or receives (-1: none) */
+    bool held; /* acquired and not yet released */
+} res_slot;
+
+enum { MK_WAIT, MK_ACQ, MK_REL };
+typedef struct res_mark {
+    sl_event *ev;
+    int unit, kind;
+} res_mark;
+
+/* Timing and counters of one pass (two sets, by pass parity). */
+typedef struct res_tset {
+    sl_event *p0, *p1; /* compute queue at begin / end of pass */
+    res_mark *marks;
+    int n_marks, cap_marks;
+    sl_event **c0, **c1; /* copy queue around the upload of consumption index i */
+    int cap_copy;
+    int n_consumed; /* streamed acquires of the pass */
+    size_t bytes;
+    bool pending; /* ended, numbers not read yet */
+    bool timed;   /* events were recorded (p0 at begin) */
+} res_tset;
 
 struct sl_res {
     sl_backend *be;
@@ -55,16 +106,43 @@ struct sl_res {
     uint8_t *arena; /* pinned host home (HOME_ARENA) */
     size_t arena_bytes;
 
+    /* plan */
     bool planned;
     size_t plan_bytes;
-    bool loaded;
-    void *dev_block;       /* one device allocation holding every resident unit */
-    sl_event *ev_loaded;   /* recorded on the copy queue after the resident uploads */
-    bool need_load_wait;   /* compute must wait on ev_loaded before the next use */
+    int prefetch, n_slots;
+    size_t slot_bytes;
+    double predicted_s;
 
+    /* device state */
+    bool loaded;
+    void *dev_block;     /* resident units */
+    void *slot_block;    /* n_slots × slot_bytes */
+    res_slot *slots;
+    sl_event *ev_loaded; /* copy queue, after the resident uploads */
+    bool need_load_wait; /* compute must wait on ev_loaded before the next use */
+
+    /* pass order: acquire sequence of a pass; spos[k] = streamed index of entry k or -1 */
+    int *order, n_order, cap_order;
+    int *sentry; /* entry index of streamed index j */
+    int *spos;   /* streamed index of entry k, -1 for resident entries */
+    long epoch0; /* absolute number of the first pass of the epoch */
+    int m;       /* streamed entries per pass */
+    bool order_measured;
+    /* epoch positions */
+    long cur;     /* next position to be consumed */
+    long next_up; /* next position to upload */
+    long pass_base; /* position of the current pass's first streamed entry */
+    /* the pass running now */
+    bool in_pass, diverged;
+    int n_acq; /* acquires so far in this pass */
+    int *log, cap_log;
+    long pass_no; /* passes ended since create: the absolute number of the current pass */
+
+    bool timing;
+    res_tset ts[3]; /* by absolute pass number % 3 */
+    double *acc;    /* per-unit scratch for reading timings */
     sl_res_stats last;
-    sl_res_stats cur;
-    bool in_pass;
+    bool have_last;
 };
 
 static bool mapped_mode(const sl_backend *be) { return be->info.host_visible && !be->info.is_device; }
@@ -82,22 +160,13 @@ sl_status sl_res_create(sl_backend *be, const char *name, sl_res **out, sl_err *
     return SL_OK;
 }
 
-static void release_device(sl_res *r) {
-    if (!r->loaded && !r->dev_block && !r->ev_loaded) return;
-    /* queued work may still read the device copies: drain before freeing */
-    r->be->vt->sync(r->be);
-    if (r->dev_block) r->be->vt->free(r->be, r->dev_block);
-    r->dev_block = NULL;
-    if (r->ev_loaded) r->be->vt->event_destroy(r->be, r->ev_loaded);
-    r->ev_loaded = NULL;
-    for (int i = 0; i < r->n_units; i++) r->units[i].dev = NULL;
-    r->loaded = false;
-    r->need_load_wait = false;
-}
+static void release_device(sl_res *r);
+static void free_timing(sl_res *r);
 
 void sl_res_free(sl_res *r) {
     if (!r) return;
     release_device(r);
+    free_timing(r);
     if (r->arena) r->be->vt->host_free(r->be, r->arena);
     for (int i = 0; i < r->n_units; i++) {
         free(r->units[i].name);
@@ -107,6 +176,11 @@ void sl_res_free(sl_res *r) {
     free(r->files);
     free(r->units);
     free(r->tensors);
+    free(r->order);
+    free(r->sentry);
+    free(r->spos);
+    free(r->acc);
+    free(r->log);
     free(r->name);
     free(r);
 }
@@ -128,7 +202,7 @@ int sl_res_add_unit(sl_res *r, const char *unit_name) {
     SL_ASSERTF(r->home == HOME_NONE, "residency %s: units added after load_host", r->name);
     r->units = grow(r->units, &r->cap_units, r->n_units + 1, sizeof *r->units);
     res_unit *u = &r->units[r->n_units];
-    *u = (res_unit){0};
+    *u = (res_unit){.cost_meas = -1, .slot = -1};
     u->name = strdup(unit_name);
     SL_ASSERT(u->name);
     r->planned = false;
@@ -312,28 +386,317 @@ sl_status sl_res_load_host(sl_res *r, sl_err *err) {
 
 size_t sl_res_host_bytes(const sl_res *r) { return r->home == HOME_ARENA ? r->arena_bytes : 0; }
 
+
+/* ---- pass order and epochs ---- */
+
+enum { NSETS = 3 };
+
+/* A new epoch: positions restart at 0 with the next pass; slot contents are forgotten (their
+ * uploads may still be queued, which is harmless: later uploads into them wait in copy-queue
+ * order and on their `free` events). */
+static void new_epoch(sl_res *r) {
+    r->cur = r->next_up = r->pass_base = 0;
+    r->epoch0 = r->pass_no;
+    for (int s = 0; s < r->n_slots && r->slots; s++)
+        if (!r->slots[s].held) r->slots[s].seq = -1;
+}
+
+/* Derive the streamed entries of the order under the current placement. */
+static void rebuild_streamed(sl_res *r) {
+    int n = r->n_order ? r->n_order : 1;
+    r->sentry = realloc(r->sentry, (size_t)n * sizeof *r->sentry);
+    r->spos = realloc(r->spos, (size_t)n * sizeof *r->spos);
+    SL_ASSERTF(r->sentry && r->spos, "residency: out of host memory");
+    r->m = 0;
+    for (int k = 0; k < r->n_order; k++) {
+        bool st = r->units[r->order[k]].place == SL_UNIT_STREAMED;
+        r->spos[k] = st ? r->m : -1;
+        if (st) r->sentry[r->m++] = k;
+    }
+    new_epoch(r);
+}
+
+static void set_order(sl_res *r, const int *seq, int n) {
+    r->order = grow(r->order, &r->cap_order, n, sizeof *r->order);
+    if (n) memcpy(r->order, seq, (size_t)n * sizeof *seq);
+    r->n_order = n;
+    rebuild_streamed(r);
+}
+
+/* The order assumed before any pass ran: declaration order, each unit once. */
+static void predict_order(sl_res *r) {
+    r->order = grow(r->order, &r->cap_order, r->n_units, sizeof *r->order);
+    for (int i = 0; i < r->n_units; i++) r->order[i] = i;
+    r->n_order = r->n_units;
+    rebuild_streamed(r);
+}
+
+/* ---- timing ---- */
+
+static void free_timing(sl_res *r) {
+    sl_backend *be = r->be;
+    for (int s = 0; s < NSETS; s++) {
+        res_tset *t = &r->ts[s];
+        if (t->p0) be->vt->event_destroy(be, t->p0);
+        if (t->p1) be->vt->event_destroy(be, t->p1);
+        for (int i = 0; i < t->cap_marks; i++)
+            if (t->marks[i].ev) be->vt->event_destroy(be, t->marks[i].ev);
+        for (int i = 0; i < t->cap_copy; i++) {
+            if (t->c0[i]) be->vt->event_destroy(be, t->c0[i]);
+            if (t->c1[i]) be->vt->event_destroy(be, t->c1[i]);
+        }
+        free(t->marks);
+        free(t->c0);
+        free(t->c1);
+        *t = (res_tset){0};
+    }
+    r->timing = false;
+}
+
+static sl_event *new_event(sl_res *r) {
+    sl_event *e = NULL;
+    if (r->be->vt->event_create(r->be, &e) != SL_OK) return NULL;
+    return e;
+}
+
+/* Record a compute-queue mark (timing only; a failure just stops timing this pass). */
+static void mark(sl_res *r, res_tset *t, int unit, int kind) {
+    if (!t->timed) return;
+    if (t->n_marks == t->cap_marks) {
+        int c = t->cap_marks ? 2 * t->cap_marks : 64;
+        res_mark *m = realloc(t->marks, (size_t)c * sizeof *m);
+        SL_ASSERTF(m, "residency: out of host memory");
+        for (int i = t->cap_marks; i < c; i++) m[i] = (res_mark){0};
+        t->marks = m;
+        t->cap_marks = c;
+    }
+    res_mark *m = &t->marks[t->n_marks];
+    if (!m->ev && !(m->ev = new_event(r))) {
+        t->timed = false;
+        return;
+    }
+    if (r->be->vt->event_record(r->be, m->ev, SL_QUEUE_COMPUTE) != SL_OK) {
+        t->timed = false;
+        return;
+    }
+    m->unit = unit;
+    m->kind = kind;
+    t->n_marks++;
+}
+
+/* Copy-queue timing events for consumption index ci of set t (NULL when not timing). */
+static bool copy_events(sl_res *r, res_tset *t, int ci, sl_event **a, sl_event **b) {
+    *a = *b = NULL;
+    if (!r->timing) return false;
+    if (ci >= t->cap_copy) {
+        int c = t->cap_copy ? t->cap_copy : 16;
+        while (c <= ci) c *= 2;
+        sl_event **x = realloc(t->c0, (size_t)c * sizeof *x);
+        SL_ASSERTF(x, "residency: out of host memory");
+        t->c0 = x;
+        sl_event **y = realloc(t->c1, (size_t)c * sizeof *y);
+        SL_ASSERTF(y, "residency: out of host memory");
+        t->c1 = y;
+        for (int i = t->cap_copy; i < c; i++) t->c0[i] = t->c1[i] = NULL;
+        t->cap_copy = c;
+    }
+    if (!t->c0[ci]) t->c0[ci] = new_event(r);
+    if (!t->c1[ci]) t->c1[ci] = new_event(r);
+    *a = t->c0[ci];
+    *b = t->c1[ci];
+    return *a && *b;
+}
+
+static double elapsed(sl_res *r, sl_event *a, sl_event *b) {
+    float ms = 0;
+    if (!a || !b || r->be->vt->event_elapsed(r->be, a, b, &ms) != SL_OK) return 0;
+    return ms;
+}
+
+/* Read the numbers of a pass that has ended (host-waits for its end event). */
+static void finalize(sl_res *r, res_tset *t) {
+    if (!t->pending) return;
+    t->pending = false;
+    sl_backend *be = r->be;
+    sl_res_stats st = r->last;
+    st.bytes_uploaded = t->bytes;
+    st.copy_ms = st.compute_ms = st.stall_ms = st.pass_ms = 0;
+    if (!r->acc && !(r->acc = calloc((size_t)(r->n_units ? r->n_units : 1), sizeof *r->acc)))
+        t->timed = false;
+    if (t->timed && be->vt->event_sync(be, t->p1) == SL_OK) {
+        st.pass_ms = elapsed(r, t->p0, t->p1);
+        for (int ci = 0; ci < t->n_consumed && ci < t->cap_copy; ci++)
+            st.copy_ms += elapsed(r, t->c0[ci], t->c1[ci]);
+        /* compute between marks goes to the most recently acquired unit still held */
+        int stack[64], depth = 0;
+        bool first = true;
+        for (int i = 0; i < r->n_units; i++) {
+            r->acc[i] = 0;
+            if (r->units[i].cost_meas >= 0) first = false;
+        }
+        for (int i = 0; i < t->n_marks; i++) {
+            const res_mark *m = &t->marks[i];
+            sl_event *next = i + 1 < t->n_marks ? t->marks[i + 1].ev : t->p1;
+            double d = elapsed(r, m->ev, next);
+            if (m->kind == MK_WAIT) {
+                st.stall_ms += d;
+                continue;
+            }
+            if (m->kind == MK_ACQ && depth < 64) stack[depth++] = m->unit;
+            if (m->kind == MK_REL)
+                for (int k = depth - 1; k >= 0; k--)
+                    if (stack[k] == m->unit) {
+                        memmove(stack + k, stack + k + 1, (size_t)(depth - k - 1) * sizeof *stack);
+                        depth--;
+                        break;
+                    }
+            if (depth) r->acc[stack[depth - 1]] += d;
+        }
+        st.compute_ms = st.pass_ms - st.stall_ms;
+        if (first) {
+            for (int k = 0; k < t->n_marks; k++) {
+                const res_mark *m = &t->marks[k];
+                if (m->kind == MK_ACQ) r->units[m->unit].cost_meas = r->acc[m->unit] / 1e3;
+            }
+        }
+    }
+    r->last = st;
+    r->have_last = true;
+}
+
+/* ---- slots and uploads ---- */
+
+/* Queue the upload of `unit` into slot s on the copy queue (after the slot's `free`). */
+static sl_status issue_upload(sl_res *r, int s, int unit, res_tset *t, int ci) {
+    sl_backend *be = r->be;
+    res_slot *sl = &r->slots[s];
+    const res_unit *u = &r->units[unit];
+    sl_status st = SL_OK;
+    if (sl->free_recorded && (st = be->vt->queue_wait(be, SL_QUEUE_COPY, sl->free_ev)) != SL_OK)
+        return st;
+    sl_event *a, *b;
+    bool timed = copy_events(r, t, ci, &a, &b);
+    if (timed && (st = be->vt->event_record(be, a, SL_QUEUE_COPY)) != SL_OK) return st;
+    if (u->bytes &&
+        (st = be->vt->upload(be, SL_QUEUE_COPY, sl->dev, r->arena + u->host_off, u->bytes)) != SL_OK)
+        return st;
+    if (timed && (st = be->vt->event_record(be, b, SL_QUEUE_COPY)) != SL_OK) return st;
+    if ((st = be->vt->event_record(be, sl->ready, SL_QUEUE_COPY)) != SL_OK) return st;
+    sl->unit = unit;
+    return SL_OK;
+}
+
+/* A slot whose content has been consumed and released (or is stale): the oldest. With
+ * `any_unheld`, also slots holding prefetched positions (used once a pass has diverged). */
+static int free_slot(const sl_res *r, bool any_unheld) {
+    int best = -1;
+    for (int s = 0; s < r->n_slots; s++) {
+        const res_slot *sl = &r->slots[s];
+        if (sl->held || (!any_unheld && sl->seq >= r->cur)) continue;
+        if (best < 0 || sl->seq < r->slots[best].seq) best = s;
+    }
+    return best;
+}
+
+static int slot_with_seq(const sl_res *r, long g) {
+    for (int s = 0; s < r->n_slots; s++)
+        if (r->slots[s].seq == g && !r->slots[s].held) return s;
+    return -1;
+}
+
+/* Upload epoch position g into slot s. */
+static sl_status upload_pos(sl_res *r, int s, long g) {
+    int j = (int)(g % r->m);
+    int unit = r->order[r->sentry[j]];
+    res_tset *t = &r->ts[(r->epoch0 + g / r->m) % NSETS];
+    sl_status st = issue_upload(r, s, unit, t, j);
+    if (st == SL_OK) r->slots[s].seq = g;
+    return st;
+}
+
+/* Queue uploads of the next positions into free slots, no further than the end of the next
+ * pass (whose timing set is the last one not in use). */
+static sl_status pump(sl_res *r) {
+    if (!r->loaded || r->m == 0 || r->diverged) return SL_OK;
+    long limit = r->pass_base + 2 * (long)r->m;
+    while (r->next_up < limit) {
+        int s = free_slot(r, false);
+        if (s < 0) break;
+        sl_status st = upload_pos(r, s, r->next_up);
+        if (st != SL_OK) return st;
+        r->next_up++;
+    }
+    return SL_OK;
+}
+
 /* ---- planning and device placement ---- */
 
 sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err) {
     SL_ASSERT(r && opt);
     if (r->loaded) release_device(r);
     r->planned = false;
+    int n = r->n_units;
     if (r->home == HOME_MAPPED || mapped_mode(r->be)) {
-        for (int i = 0; i < r->n_units; i++) r->units[i].place = SL_UNIT_RESIDENT;
+        for (int i = 0; i < n; i++) r->units[i].place = SL_UNIT_RESIDENT;
         r->plan_bytes = 0;
+        r->n_slots = 0;
+        r->slot_bytes = 0;
         r->planned = true;
         return SL_OK;
     }
-    size_t total = sl_res_total_bytes(r);
-    if (opt->force_stream_all || total > opt->budget)
-        return sl_err_set(err, SL_ERR_OOM_DEVICE,
-                          "%s: weights need %.2f GB of VRAM, budget is %.2f GB (streaming is not "
-                          "available yet; raise --max-vram or free VRAM)",
-                          r->name, (double)total / 1e9, (double)opt->budget / 1e9);
-    for (int i = 0; i < r->n_units; i++) r->units[i].place = SL_UNIT_RESIDENT;
-    r->plan_bytes = total;
+    if (!r->order_measured) predict_order(r);
+    /* units in pass order (first use), then any never acquired */
+    int *seq = malloc((size_t)(n ? n : 1) * sizeof *seq);
+    bool *seen = calloc((size_t)(n ? n : 1), sizeof *seen);
+    size_t *bytes = malloc((size_t)(n ? n : 1) * sizeof *bytes);
+    double *cost = malloc((size_t)(n ? n : 1) * sizeof *cost);
+    bool *res = malloc((size_t)(n ? n : 1) * sizeof *res);
+    sl_status st = SL_OK;
+    if (!seq || !seen || !bytes || !cost || !res) {
+        st = sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of host memory planning", r->name);
+        goto done;
+    }
+    int k = 0;
+    for (int i = 0; i < r->n_order; i++)
+        if (!seen[r->order[i]]) seen[seq[k++] = r->order[i]] = true;
+    for (int i = 0; i < n; i++)
+        if (!seen[i]) seq[k++] = i;
+    for (int i = 0; i < n; i++) {
+        const res_unit *u = &r->units[seq[i]];
+        bytes[i] = u->bytes;
+        cost[i] = u->cost_meas >= 0 ? u->cost_meas : u->cost;
+    }
+    sl_plan_in in = {.n = n, .bytes = bytes, .cost = cost, .link_gbps = opt->link_gbps,
+                     .budget = opt->budget, .prefetch = opt->prefetch,
+                     .force_stream_all = opt->force_stream_all};
+    sl_plan_out out;
+    st = sl_plan_make(&in, res, &out, err);
+    if (st != SL_OK) {
+        sl_err_prefix(err, "%s: ", r->name);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) r->units[seq[i]].place = res[i] ? SL_UNIT_RESIDENT : SL_UNIT_STREAMED;
+    r->prefetch = opt->prefetch;
+    r->n_slots = out.slots;
+    r->slot_bytes = out.slot_bytes;
+    r->plan_bytes = out.device_bytes;
+    r->predicted_s = out.pass_s;
+    rebuild_streamed(r);
     r->planned = true;
-    return SL_OK;
+    sl_log(out.n_streamed ? SL_LOG_INFO : SL_LOG_DEBUG,
+           "res[%s] plan: %d resident / %d streamed, %d slots x %.1f MB, %.3f GB of VRAM "
+            "(budget %.3f GB), predicted %.1f ms/pass (compute %.1f ms, link %.1f ms)",
+            r->name, out.n_resident, out.n_streamed, out.slots, (double)out.slot_bytes / 1e6,
+            (double)out.device_bytes / 1e9,
+            opt->budget == SIZE_MAX ? INFINITY : (double)opt->budget / 1e9, out.pass_s * 1e3,
+            out.compute_s * 1e3, out.link_s * 1e3);
+done:
+    free(seq);
+    free(seen);
+    free(bytes);
+    free(cost);
+    free(res);
+    return st;
 }
 
 sl_unit_place sl_res_unit_place(const sl_res *r, int unit) {
@@ -344,17 +707,65 @@ sl_unit_place sl_res_unit_place(const sl_res *r, int unit) {
 size_t sl_res_plan_bytes(const sl_res *r) { return r->plan_bytes; }
 bool sl_res_is_loaded(const sl_res *r) { return r->loaded; }
 
+void sl_res_plan_info_get(const sl_res *r, sl_res_plan_info *out) {
+    SL_ASSERT(r && out);
+    *out = (sl_res_plan_info){.slots = r->n_slots, .slot_bytes = r->slot_bytes,
+                              .device_bytes = r->plan_bytes, .predicted_ms = r->predicted_s * 1e3};
+    for (int i = 0; i < r->n_units; i++) {
+        if (r->units[i].place == SL_UNIT_RESIDENT) {
+            out->n_resident++;
+        } else {
+            out->n_streamed++;
+            out->streamed_bytes += r->units[i].bytes;
+        }
+    }
+}
+
+double sl_res_unit_cost(const sl_res *r, int unit, bool *measured) {
+    SL_ASSERT(unit >= 0 && unit < r->n_units);
+    const res_unit *u = &r->units[unit];
+    if (measured) *measured = u->cost_meas >= 0;
+    return u->cost_meas >= 0 ? u->cost_meas : u->cost;
+}
+
+static void release_device(sl_res *r) {
+    sl_backend *be = r->be;
+    if (r->loaded || r->dev_block || r->slot_block || r->ev_loaded || r->slots) {
+        /* queued work may still read the device copies: drain before freeing */
+        be->vt->sync(be);
+    }
+    for (int s = 0; s < NSETS; s++) finalize(r, &r->ts[s]);
+    if (r->dev_block) be->vt->free(be, r->dev_block);
+    if (r->slot_block) be->vt->free(be, r->slot_block);
+    r->dev_block = r->slot_block = NULL;
+    if (r->slots) {
+        for (int s = 0; s < r->n_slots; s++) {
+            if (r->slots[s].ready) be->vt->event_destroy(be, r->slots[s].ready);
+            if (r->slots[s].free_ev) be->vt->event_destroy(be, r->slots[s].free_ev);
+        }
+        free(r->slots);
+        r->slots = NULL;
+    }
+    if (r->ev_loaded) be->vt->event_destroy(be, r->ev_loaded);
+    r->ev_loaded = NULL;
+    for (int i = 0; i < r->n_units; i++) {
+        r->units[i].dev = NULL;
+        r->units[i].slot = -1;
+        r->units[i].held = false;
+    }
+    r->loaded = false;
+    r->need_load_wait = false;
+    r->in_pass = false;
+}
+
 sl_status sl_res_load_device(sl_res *r, sl_err *err) {
     SL_ASSERT(r);
     if (r->loaded) return SL_OK;
-    if (r->home == HOME_NONE) {
-        sl_status st = sl_res_load_host(r, err);
-        if (st != SL_OK) return st;
-    }
+    sl_status st;
+    if (r->home == HOME_NONE && (st = sl_res_load_host(r, err)) != SL_OK) return st;
     if (!r->planned) {
         sl_res_plan_opts o = {.budget = SIZE_MAX, .prefetch = 1};
-        sl_status st = sl_res_plan(r, &o, err);
-        if (st != SL_OK) return st;
+        if ((st = sl_res_plan(r, &o, err)) != SL_OK) return st;
     }
     if (r->home == HOME_MAPPED) {
         r->loaded = true;
@@ -362,16 +773,44 @@ sl_status sl_res_load_device(sl_res *r, sl_err *err) {
     }
     sl_backend *be = r->be;
     sl_err e2 = {0};
-    sl_status st = SL_OK;
-    size_t total = r->plan_bytes;
-    if (total && (st = be->vt->alloc(be, total, &r->dev_block, &e2)) != SL_OK) {
+    size_t res_bytes = r->plan_bytes - (size_t)r->n_slots * r->slot_bytes;
+    size_t fr = 0, tot = 0;
+    if (res_bytes && (st = be->vt->alloc(be, res_bytes, &r->dev_block, &e2)) != SL_OK) {
         r->dev_block = NULL;
-        size_t fr = 0, tot = 0;
         be->vt->mem_info(be, &fr, &tot);
         return sl_err_set(err, SL_ERR_OOM_DEVICE,
-                          "%s: cannot allocate %.2f GB of VRAM for resident weights (%.2f GB free): "
-                          "%s (lower --max-vram or free VRAM)",
-                          r->name, (double)total / 1e9, (double)fr / 1e9, e2.msg);
+                          "%s: cannot allocate %.3f GB of VRAM for resident weights (%.3f GB "
+                          "free): %s (lower --max-vram, raise --streaming-min-vram or free VRAM)",
+                          r->name, (double)res_bytes / 1e9, (double)fr / 1e9, e2.msg);
+    }
+    r->loaded = true; /* from here on release_device undoes a partial load */
+    if (r->n_slots) {
+        size_t sb = (size_t)r->n_slots * r->slot_bytes;
+        if ((st = be->vt->alloc(be, sb, &r->slot_block, &e2)) != SL_OK) {
+            r->slot_block = NULL;
+            be->vt->mem_info(be, &fr, &tot);
+            sl_err_set(err, SL_ERR_OOM_DEVICE,
+                       "%s: cannot allocate %d streaming slots of %.1f MB (%.3f GB free): %s "
+                       "(lower --max-vram or --streaming-prefetch)",
+                       r->name, r->n_slots, (double)r->slot_bytes / 1e6, (double)fr / 1e9, e2.msg);
+            goto fail;
+        }
+        r->slots = calloc((size_t)r->n_slots, sizeof *r->slots);
+        if (!r->slots) {
+            st = sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of host memory", r->name);
+            goto fail;
+        }
+        for (int s = 0; s < r->n_slots; s++) {
+            res_slot *sl = &r->slots[s];
+            sl->dev = (uint8_t *)r->slot_block + (size_t)s * r->slot_bytes;
+            sl->seq = -1;
+            sl->unit = -1;
+            if ((st = be->vt->event_create(be, &sl->ready)) != SL_OK ||
+                (st = be->vt->event_create(be, &sl->free_ev)) != SL_OK) {
+                sl_err_set(err, st, "%s: cannot create an event: %s", r->name, be->last_error);
+                goto fail;
+            }
+        }
     }
     if ((st = be->vt->event_create(be, &r->ev_loaded)) != SL_OK) {
         r->ev_loaded = NULL;
@@ -396,11 +835,15 @@ sl_status sl_res_load_device(sl_res *r, sl_err *err) {
         sl_err_set(err, st, "%s: recording an event: %s", r->name, be->last_error);
         goto fail;
     }
-    r->loaded = true;
     r->need_load_wait = true;
+    r->timing = be->info.can_time;
+    new_epoch(r);
+    if ((st = pump(r)) != SL_OK) {
+        sl_err_set(err, st, "%s: queueing uploads: %s", r->name, be->last_error);
+        goto fail;
+    }
     return SL_OK;
 fail:
-    r->loaded = true; /* so that release_device cleans up */
     release_device(r);
     return st;
 }
@@ -423,52 +866,172 @@ static void set_pointers(sl_res *r, res_unit *u, const uint8_t *base) {
     }
 }
 
+__attribute__((format(printf, 3, 0))) static void fail_ctx(sl_ctx *ctx, sl_status st,
+                                                         const char *fmt, const char *a,
+                                                         const char *b) {
+    if (ctx)
+        sl_ctx_fail(ctx, st, fmt, a, b);
+    else
+        SL_ERROR(fmt, a, b);
+}
+
 void sl_res_begin_pass(sl_res *r, sl_ctx *ctx) {
     if (!r) return;
-    r->cur = (sl_res_stats){0};
+    if (ctx && ctx->status != SL_OK) return;
+    if (!r->loaded) {
+        sl_err e = {0};
+        if (sl_res_load_device(r, &e) != SL_OK) {
+            fail_ctx(ctx, e.status, "%s%s", e.msg, "");
+            return;
+        }
+    }
+    if (r->in_pass) return;
     r->in_pass = true;
+    r->diverged = false;
+    r->n_acq = 0;
+    res_tset *t = &r->ts[r->pass_no % NSETS];
+    finalize(r, t); /* not normally pending: read at the end of the next pass */
+    t->n_marks = 0;
+    t->n_consumed = 0;
+    t->bytes = 0;
+    t->timed = false;
+    if (r->timing && r->home == HOME_ARENA) {
+        if (!t->p0) t->p0 = new_event(r);
+        if (!t->p1) t->p1 = new_event(r);
+        t->timed = t->p0 && t->p1 &&
+                   r->be->vt->event_record(r->be, t->p0, SL_QUEUE_COMPUTE) == SL_OK;
+    }
 }
 
 void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
     if (!r) return;
     SL_ASSERTF(unit >= 0 && unit < r->n_units, "residency %s: unit %d out of range", r->name, unit);
-    res_unit *u = &r->units[unit];
     if (ctx && ctx->status != SL_OK) return;
-    if (!r->loaded) {
-        sl_err e = {0};
-        if (sl_res_load_device(r, &e) != SL_OK) {
-            if (ctx) sl_ctx_fail(ctx, e.status, "%s", e.msg);
-            return;
-        }
-    }
+    if (!r->in_pass) sl_res_begin_pass(r, ctx);
+    if (!r->in_pass) return; /* loading failed */
+    res_unit *u = &r->units[unit];
+    SL_ASSERTF(!u->held, "residency %s: unit %s acquired twice without a release", r->name, u->name);
+    r->log = grow(r->log, &r->cap_log, r->n_acq + 1, sizeof *r->log);
+    int k = r->n_acq++;
+    r->log[k] = unit;
     if (r->home == HOME_MAPPED) {
         /* the mapped file in place: each tensor points at its own (possibly unaligned) bytes */
-        for (int k = 0; k < u->n_t; k++) {
-            const res_tensor *t = &r->tensors[u->tix[k]];
+        for (int i = 0; i < u->n_t; i++) {
+            const res_tensor *t = &r->tensors[u->tix[i]];
             t->dst->data = (void *)t->src;
         }
-    } else {
-        if (r->need_load_wait) {
-            sl_status st = r->be->vt->queue_wait(r->be, SL_QUEUE_COMPUTE, r->ev_loaded);
-            if (st != SL_OK) {
-                if (ctx) sl_ctx_fail(ctx, st, "%s: queue_wait: %s", r->name, r->be->last_error);
+        u->held = true;
+        return;
+    }
+    sl_backend *be = r->be;
+    res_tset *t = &r->ts[r->pass_no % NSETS];
+    sl_status st;
+    if (r->need_load_wait) {
+        if ((st = be->vt->queue_wait(be, SL_QUEUE_COMPUTE, r->ev_loaded)) != SL_OK) {
+            fail_ctx(ctx, st, "%s: queue_wait: %s", r->name, be->last_error);
+            return;
+        }
+        r->need_load_wait = false;
+    }
+    if (u->place == SL_UNIT_RESIDENT) {
+        mark(r, t, unit, MK_ACQ);
+        set_pointers(r, u, u->dev);
+        u->held = true;
+        return;
+    }
+    bool expected = !r->diverged && k < r->n_order && r->order[k] == unit;
+    if (!expected && !r->diverged) {
+        r->diverged = true;
+        if (r->order_measured)
+            SL_DEBUG("res[%s]: pass %ld acquires %s at step %d, not in the recorded order; "
+                     "uploading on demand for the rest of this pass",
+                     r->name, r->pass_no, u->name, k);
+    }
+    int s = -1;
+    long g = -1;
+    if (expected) {
+        g = r->pass_base + r->spos[k];
+        s = slot_with_seq(r, g);
+        while (s < 0 && r->next_up <= g) {
+            int fs = free_slot(r, false);
+            if (fs < 0) break;
+            if ((st = upload_pos(r, fs, r->next_up)) != SL_OK) {
+                fail_ctx(ctx, st, "%s: queueing an upload: %s", r->name, be->last_error);
                 return;
             }
-            r->need_load_wait = false;
+            if (r->next_up++ == g) s = fs;
         }
-        set_pointers(r, u, u->dev);
     }
+    if (s < 0) {
+        /* on demand: the order is unknown here, or the prefetch could not reach this unit */
+        s = free_slot(r, true);
+        if (s < 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%d streaming slots all hold acquired units", r->n_slots);
+            fail_ctx(ctx, SL_ERR_INTERNAL,
+                     "%s: cannot acquire a unit: %s (release units before acquiring more, or "
+                     "raise --streaming-prefetch)",
+                     r->name, msg);
+            return;
+        }
+        if ((st = issue_upload(r, s, unit, t, t->n_consumed)) != SL_OK) {
+            fail_ctx(ctx, st, "%s: queueing an upload: %s", r->name, be->last_error);
+            return;
+        }
+        r->slots[s].seq = -1;
+    }
+    res_slot *sl = &r->slots[s];
+    SL_ASSERT(sl->unit == unit);
+    mark(r, t, unit, MK_WAIT);
+    if ((st = be->vt->queue_wait(be, SL_QUEUE_COMPUTE, sl->ready)) != SL_OK) {
+        fail_ctx(ctx, st, "%s: queue_wait: %s", r->name, be->last_error);
+        return;
+    }
+    mark(r, t, unit, MK_ACQ);
+    sl->held = true;
+    u->slot = s;
     u->held = true;
+    set_pointers(r, u, sl->dev);
+    t->n_consumed++;
+    t->bytes += u->bytes;
+    if (expected) {
+        if (g + 1 > r->cur) r->cur = g + 1;
+        if ((st = pump(r)) != SL_OK)
+            fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, be->last_error);
+    }
 }
 
 void sl_res_release(sl_res *r, int unit, sl_ctx *ctx) {
     if (!r) return;
     SL_ASSERTF(unit >= 0 && unit < r->n_units, "residency %s: unit %d out of range", r->name, unit);
-    r->units[unit].held = false;
+    res_unit *u = &r->units[unit];
+    if (!u->held) return; /* its acquire was skipped after a failure */
+    u->held = false;
+    if (r->home == HOME_MAPPED) return;
+    sl_backend *be = r->be;
+    res_tset *t = &r->ts[r->pass_no % NSETS];
+    if (u->slot >= 0) {
+        res_slot *sl = &r->slots[u->slot];
+        sl_status st = be->vt->event_record(be, sl->free_ev, SL_QUEUE_COMPUTE);
+        if (st != SL_OK) {
+            /* without the event the slot cannot be reused safely: keep it held */
+            fail_ctx(ctx, st, "%s: recording an event: %s", r->name, be->last_error);
+            return;
+        }
+        sl->free_recorded = true;
+        sl->held = false;
+        u->slot = -1;
+        set_pointers(r, u, NULL); /* a use after release is a bug: make it loud */
+    }
+    mark(r, t, unit, MK_REL);
+    sl_status st = pump(r);
+    if (st != SL_OK) fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, be->last_error);
 }
 
 void sl_res_end_pass(sl_res *r, sl_ctx *ctx) {
-    if (!r) return;
+    if (!r || !r->in_pass) return;
+    r->in_pass = false;
+    bool ok = !ctx || ctx->status == SL_OK;
     int nres = 0, nstr = 0;
     for (int i = 0; i < r->n_units; i++) {
         if (r->units[i].place == SL_UNIT_RESIDENT)
@@ -476,13 +1039,55 @@ void sl_res_end_pass(sl_res *r, sl_ctx *ctx) {
         else
             nstr++;
     }
-    r->cur.units_resident = nres;
-    r->cur.units_streamed = nstr;
-    r->last = r->cur;
-    r->in_pass = false;
+    r->last.units_resident = nres;
+    r->last.units_streamed = nstr;
+    if (r->home == HOME_MAPPED) {
+        r->pass_no++;
+        r->have_last = true;
+        return;
+    }
+    sl_backend *be = r->be;
+    res_tset *t = &r->ts[r->pass_no % NSETS];
+    if (t->timed && be->vt->event_record(be, t->p1, SL_QUEUE_COMPUTE) != SL_OK) t->timed = false;
+    t->pending = true;
+    bool changed = false;
+    if (ok) {
+        changed = r->n_acq != r->n_order ||
+                  (r->n_acq && memcmp(r->log, r->order, (size_t)r->n_acq * sizeof *r->log));
+        if (changed) SL_DEBUG("res[%s]: pass order recorded (%d acquires)", r->name, r->n_acq);
+        r->order_measured = true;
+    }
+    r->pass_no++;
+    if (changed) {
+        set_order(r, r->log, r->n_acq); /* new epoch from the next pass */
+    } else if (!ok || r->diverged) {
+        new_epoch(r);
+    } else {
+        r->pass_base += r->m;
+        if (r->cur < r->pass_base) r->cur = r->pass_base;
+    }
+    /* the previous pass's events are complete once the GPU is this far: read its numbers */
+    if (r->pass_no >= 2) finalize(r, &r->ts[(r->pass_no - 2) % NSETS]);
+    if (!t->timed) finalize(r, t); /* counters only: nothing to wait for */
+    sl_status st = pump(r); /* the first units of the next pass */
+    if (st != SL_OK) fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, be->last_error);
 }
 
-void sl_res_last_stats(const sl_res *r, sl_res_stats *out) {
+void sl_res_last_stats(sl_res *r, sl_res_stats *out) {
     SL_ASSERT(r && out);
+    /* oldest first, so that the newest pass's numbers end up in r->last */
+    for (long p = r->pass_no - NSETS; p < r->pass_no; p++)
+        if (p >= 0) finalize(r, &r->ts[p % NSETS]);
     *out = r->last;
+}
+
+int sl_res_format_stats(sl_res *r, char *buf, size_t n) {
+    sl_res_stats s;
+    sl_res_last_stats(r, &s);
+    double gbps = s.copy_ms > 0 ? (double)s.bytes_uploaded / (s.copy_ms * 1e6) : 0;
+    return snprintf(buf, n,
+                    "res[%s] pass: %d resident / %d streamed, %.2f GB up, copy %.1f ms, compute "
+                    "%.1f ms, stall %.1f ms, %.1f GB/s, pass %.1f ms",
+                    r->name, s.units_resident, s.units_streamed, (double)s.bytes_uploaded / 1e9,
+                    s.copy_ms, s.compute_ms, s.stall_ms, gbps, s.pass_ms);
 }

@@ -79,13 +79,19 @@ typedef struct sl_res_plan_opts {
     bool force_stream_all;    /* testing/benchmarks: plan nothing resident */
 } sl_res_plan_opts;
 
+/* Choose the placement (residency/planner.h) from the units' bytes and costs in pass order (the
+ * recorded order once a pass has run, declaration order before). Parks the component first when
+ * it is loaded. SL_ERR_OOM_DEVICE when no placement fits, naming needed vs available bytes. On
+ * host-visible backends every unit is resident in the mapped file and the plan needs 0 bytes. */
 sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err);
 sl_unit_place sl_res_unit_place(const sl_res *r, int unit);
 /* Device bytes the current plan needs (resident units + slots). */
 size_t sl_res_plan_bytes(const sl_res *r);
-/* Upload resident units and allocate slots (no-op when already loaded). */
+/* Upload resident units and allocate slots (no-op when already loaded). The resident uploads and
+ * the first streamed units of the next pass are queued on the copy queue; the first acquire
+ * orders compute after them by an event. */
 sl_status sl_res_load_device(sl_res *r, sl_err *err);
-/* Free all device memory of this component (no copy back). */
+/* Free all device memory of this component (no copy back). Waits for queued work first. */
 void sl_res_park(sl_res *r);
 bool sl_res_is_loaded(const sl_res *r);
 
@@ -95,12 +101,43 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx);
 void sl_res_release(sl_res *r, int unit, sl_ctx *ctx);
 void sl_res_end_pass(sl_res *r, sl_ctx *ctx);
 
-/* Per-pass counters (the last completed pass). */
+/* Per-pass counters (the last completed pass). Times are 0 on backends that cannot time.
+ *   bytes_uploaded  weights sent over the link for the pass (streamed units it acquired)
+ *   copy_ms         copy-queue time of those uploads
+ *   stall_ms        compute-queue time spent waiting for uploads (the cost of streaming)
+ *   compute_ms      pass_ms − stall_ms
+ *   pass_ms         compute queue from sl_res_begin_pass to sl_res_end_pass */
 typedef struct sl_res_stats {
     int units_resident, units_streamed;
     size_t bytes_uploaded;
     double copy_ms, compute_ms, stall_ms, pass_ms;
 } sl_res_stats;
-void sl_res_last_stats(const sl_res *r, sl_res_stats *out);
+/* A pass's times are read when its events are complete: normally at the end of the next pass;
+ * this call waits for (host-synchronises with) the passes not read yet. */
+void sl_res_last_stats(sl_res *r, sl_res_stats *out);
+/* The --profile line of the last pass into buf: "res[diffusion model] pass: 12 resident / 22
+ * streamed, 4.91 GB up, copy 92.1 ms, compute 160.2 ms, stall 3.1 ms, 53.3 GB/s, pass 163.3 ms".
+ * Returns what snprintf returns. */
+int sl_res_format_stats(sl_res *r, char *buf, size_t n);
+
+/* The current plan in numbers. */
+typedef struct sl_res_plan_info {
+    int n_resident, n_streamed;
+    int slots;             /* 0 when nothing streams */
+    size_t slot_bytes;     /* one slot (the largest streamed unit) */
+    size_t streamed_bytes; /* link bytes per pass */
+    size_t device_bytes;   /* = sl_res_plan_bytes */
+    double predicted_ms;   /* the planner's steady-state pass time */
+} sl_res_plan_info;
+void sl_res_plan_info_get(const sl_res *r, sl_res_plan_info *out);
+/* The compute seconds per pass the planner uses for a unit: measured on the first timed pass when
+ * available (*measured true), else the model's estimate. A later sl_res_plan uses the measured
+ * values (the pipeline may re-plan after the first step; that parks the component). */
+double sl_res_unit_cost(const sl_res *r, int unit, bool *measured);
+
+/* Host→device bandwidth in GB/s (1e9 bytes/s) of the backend's copy queue from pinned memory:
+ * a few uploads of `bytes` (0: 256 MiB, capped by free device memory) timed by events (on the
+ * plain CPU backend: memcpy between two host buffers). Takes about a tenth of a second. */
+sl_status sl_res_measure_link(sl_backend *be, size_t bytes, double *gbps, sl_err *err);
 
 #endif
