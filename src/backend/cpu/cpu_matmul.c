@@ -93,9 +93,10 @@ sl_status cpu_matmul(sl_backend *be, sl_tensor *y, const sl_tensor *x, const sl_
         cpu_load(bias->dtype, bias->data, 0, bf, j.N);
         j.bias = bf;
     }
-    /* Tile: about 1 MiB of f32 weight rows (a multiple of 16 rows), and at least two tiles per
-     * thread when N allows, so that both the dequantisation and the sgemm are shared out. */
-    int64_t nt = (int64_t)(1 << 18) / SL_MAX(j.K, (int64_t)1);
+    /* Tile: about 1 MiB of f32 weight rows (4 MiB when M is large, so that sgemm packs x fewer
+     * times), a multiple of 16 rows, and at least two tiles per thread when N allows, so that both
+     * the dequantisation and the sgemm are shared out. */
+    int64_t nt = (j.M >= 256 ? (int64_t)1 << 20 : (int64_t)1 << 18) / SL_MAX(j.K, (int64_t)1);
     int64_t per = (j.N + 2 * c->nthreads - 1) / (2 * c->nthreads);
     nt = SL_MIN(nt, per);
     nt = SL_MAX((int64_t)16, nt / 16 * 16);
