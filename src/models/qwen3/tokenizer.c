@@ -76,9 +76,12 @@ struct sl_tok {
 /* ---------------------------------------------------------------------------------------------
  * Small helpers */
 
-static uint64_t tok_fnv_init(void) { return 0xCBF29CE484222325ull; }
+static uint64_t tok_fnv_init(void) {
+    return 0xCBF29CE484222325ull;
+}
 static uint64_t tok_fnv(uint64_t h, const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001B3ull;
     return h;
 }
 
@@ -105,10 +108,14 @@ static size_t tok_utf8_len(const uint8_t *s, size_t n) {
     if (c < 0x80) return 1;
     size_t len;
     uint32_t cp, min;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0;
     if (n < len) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -122,7 +129,8 @@ static size_t tok_utf8_len(const uint8_t *s, size_t n) {
  * bytes map to themselves, the other 68 to U+0100.. in byte order. */
 static void tok_byte_unicode_map(uint16_t b2u[256], int16_t u2b[324]) {
     int n = 0;
-    for (int i = 0; i < 324; i++) u2b[i] = -1;
+    for (int i = 0; i < 324; i++)
+        u2b[i] = -1;
     for (int b = 0; b < 256; b++) {
         bool keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         b2u[b] = keep ? (uint16_t)b : (uint16_t)(256 + n++);
@@ -146,7 +154,7 @@ typedef struct tok_build {
         int32_t id;
         bool special;
         char *text;
-    } *added;
+    } * added;
     bool nfc;
     char *pattern;
 } tok_build;
@@ -155,7 +163,8 @@ static void tok_build_free(tok_build *b) {
     free(b->off);
     free(b->bytes);
     free(b->merges);
-    for (int i = 0; i < b->n_added; i++) free(b->added[i].text);
+    for (int i = 0; i < b->n_added; i++)
+        free(b->added[i].text);
     free(b->added);
     free(b->pattern);
     memset(b, 0, sizeof *b);
@@ -164,7 +173,8 @@ static void tok_build_free(tok_build *b) {
 static bool tok_build_push_bytes(tok_build *b, const uint8_t *p, size_t n) {
     if (b->nbytes + n > b->cap_bytes) {
         size_t cap = b->cap_bytes ? b->cap_bytes * 2 : 1 << 20;
-        while (cap < b->nbytes + n) cap *= 2;
+        while (cap < b->nbytes + n)
+            cap *= 2;
         uint8_t *nb = realloc(b->bytes, cap);
         if (!nb) return false;
         b->bytes = nb, b->cap_bytes = cap;
@@ -180,12 +190,13 @@ typedef struct tok_strmap {
     uint32_t mask;
 } tok_strmap;
 
-static sl_status tok_strmap_init(tok_strmap *m, const tok_build *b, const char *what,
-                                 sl_err *err) {
+static sl_status tok_strmap_init(tok_strmap *m, const tok_build *b, const char *what, sl_err *err) {
     uint32_t cap = 1024;
-    while (cap < (uint32_t)b->n_vocab * 2u) cap *= 2;
+    while (cap < (uint32_t)b->n_vocab * 2u)
+        cap *= 2;
     m->slot = malloc((size_t)cap * sizeof *m->slot);
-    if (!m->slot) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory for the vocabulary map", what);
+    if (!m->slot)
+        return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory for the vocabulary map", what);
     memset(m->slot, 0xFF, (size_t)cap * sizeof *m->slot);
     m->mask = cap - 1;
     for (int32_t id = 0; id < b->n_vocab; id++) {
@@ -195,9 +206,10 @@ static sl_status tok_strmap_init(tok_strmap *m, const tok_build *b, const char *
         while (m->slot[i] >= 0) {
             int32_t o = m->slot[i];
             if (b->off[o + 1] - b->off[o] == n && memcmp(b->bytes + b->off[o], p, n) == 0)
-                return sl_err_set(err, SL_ERR_FORMAT,
-                                  "%s: tokens %d and %d have the same bytes; the vocabulary is corrupt",
-                                  what, o, id);
+                return sl_err_set(
+                    err, SL_ERR_FORMAT,
+                    "%s: tokens %d and %d have the same bytes; the vocabulary is corrupt", what, o,
+                    id);
             i = (i + 1) & m->mask;
         }
         m->slot[i] = id;
@@ -221,7 +233,9 @@ static int32_t tok_strmap_find(const tok_strmap *m, const tok_build *b, const ui
 }
 
 /* Rewrite \s and \S to Oniguruma's meaning (Unicode White_Space), see tokenizer.h. */
-#define TOK_WS "\\t\\n\\x0B\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+#define TOK_WS                                                                                     \
+    "\\t\\n\\x0B\\f\\r "                                                                           \
+    "\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 
 static sl_status tok_rewrite_pattern(const char *pat, char **out, const char *what, sl_err *err) {
     size_t n = strlen(pat), cap = n * (sizeof(TOK_WS) + 4) + 1;
@@ -235,10 +249,11 @@ static sl_status tok_rewrite_pattern(const char *pat, char **out, const char *wh
             if (d == 's' || d == 'S') {
                 if (in_class && d == 'S') {
                     free(o);
-                    return sl_err_set(err, SL_ERR_UNSUPPORTED,
-                                      "%s: the pre-tokenizer regex uses \\S inside a character class, "
-                                      "which sluice cannot translate to Oniguruma's meaning",
-                                      what);
+                    return sl_err_set(
+                        err, SL_ERR_UNSUPPORTED,
+                        "%s: the pre-tokenizer regex uses \\S inside a character class, "
+                        "which sluice cannot translate to Oniguruma's meaning",
+                        what);
                 }
                 w += sprintf(w, in_class ? "%s" : (d == 's' ? "[%s]" : "[^%s]"), TOK_WS);
             } else {
@@ -284,8 +299,9 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
     sl_tok *t = calloc(1, sizeof *t);
     if (!t) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", what);
     if (b->n_vocab < 256) {
-        st = sl_err_set(err, SL_ERR_FORMAT, "%s: %d tokens; a byte-level vocabulary has at least 256",
-                        what, b->n_vocab);
+        st =
+            sl_err_set(err, SL_ERR_FORMAT,
+                       "%s: %d tokens; a byte-level vocabulary has at least 256", what, b->n_vocab);
         goto fail;
     }
     if ((st = tok_strmap_init(&map, b, what, err)) != SL_OK) goto fail;
@@ -294,8 +310,9 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
         uint8_t byte = (uint8_t)c;
         t->byte_id[c] = tok_strmap_find(&map, b, &byte, 1, NULL, 0);
         if (t->byte_id[c] < 0) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: no token for byte 0x%02x; not a byte-level BPE vocabulary",
-                            what, c);
+            st = sl_err_set(err, SL_ERR_FORMAT,
+                            "%s: no token for byte 0x%02x; not a byte-level BPE vocabulary", what,
+                            c);
             goto fail;
         }
     }
@@ -303,7 +320,8 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
     /* merges → pair hash and results */
     t->n_merges = b->n_merges;
     uint32_t cap = 1024;
-    while (cap < b->n_merges * 2u) cap *= 2;
+    while (cap < b->n_merges * 2u)
+        cap *= 2;
     t->pair_mask = cap - 1;
     t->pairs = malloc((size_t)cap * sizeof *t->pairs);
     t->merge_result = malloc((size_t)(b->n_merges ? b->n_merges : 1) * sizeof *t->merge_result);
@@ -315,21 +333,24 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
     for (uint32_t r = 0; r < b->n_merges; r++) {
         uint32_t l = b->merges[2 * r], rr = b->merges[2 * r + 1];
         if (l >= (uint32_t)b->n_vocab || rr >= (uint32_t)b->n_vocab) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: merge %u names token %u, beyond the %d-token vocabulary",
-                            what, r, l >= (uint32_t)b->n_vocab ? l : rr, b->n_vocab);
+            st = sl_err_set(err, SL_ERR_FORMAT,
+                            "%s: merge %u names token %u, beyond the %d-token vocabulary", what, r,
+                            l >= (uint32_t)b->n_vocab ? l : rr, b->n_vocab);
             goto fail;
         }
         int32_t res = tok_strmap_find(&map, b, b->bytes + b->off[l], b->off[l + 1] - b->off[l],
                                       b->bytes + b->off[rr], b->off[rr + 1] - b->off[rr]);
         if (res < 0) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: merge %u (%u + %u) makes a token missing from the vocabulary",
+            st = sl_err_set(err, SL_ERR_FORMAT,
+                            "%s: merge %u (%u + %u) makes a token missing from the vocabulary",
                             what, r, l, rr);
             goto fail;
         }
         t->merge_result[r] = res;
         uint32_t i = tok_pair_hash(l, rr) & t->pair_mask;
         while (t->pairs[i].left != UINT32_MAX) {
-            if (t->pairs[i].left == l && t->pairs[i].right == rr) break; /* duplicate: first rank wins */
+            if (t->pairs[i].left == l && t->pairs[i].right == rr)
+                break; /* duplicate: first rank wins */
             i = (i + 1) & t->pair_mask;
         }
         if (t->pairs[i].left == UINT32_MAX) t->pairs[i] = (tok_pair){l, rr, r};
@@ -340,12 +361,14 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
     int32_t n_ids = b->n_vocab;
     for (int i = 0; i < b->n_added; i++) {
         if (b->added[i].id < 0 || b->added[i].id >= b->n_vocab + (1 << 20)) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: added token '%s' has id %d (vocabulary: %d tokens)",
-                            what, b->added[i].text, b->added[i].id, b->n_vocab);
+            st = sl_err_set(err, SL_ERR_FORMAT,
+                            "%s: added token '%s' has id %d (vocabulary: %d tokens)", what,
+                            b->added[i].text, b->added[i].id, b->n_vocab);
             goto fail;
         }
         if (!b->added[i].text[0]) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: added token %d is empty", what, b->added[i].id);
+            st =
+                sl_err_set(err, SL_ERR_FORMAT, "%s: added token %d is empty", what, b->added[i].id);
             goto fail;
         }
         if (b->added[i].id >= n_ids) n_ids = b->added[i].id + 1;
@@ -353,7 +376,8 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
     t->n_vocab = b->n_vocab;
     t->n_ids = n_ids;
     size_t added_bytes = 0;
-    for (int i = 0; i < b->n_added; i++) added_bytes += strlen(b->added[i].text);
+    for (int i = 0; i < b->n_added; i++)
+        added_bytes += strlen(b->added[i].text);
     t->tok_off = calloc((size_t)n_ids + 1, sizeof *t->tok_off);
     t->bytes = malloc(b->nbytes + added_bytes + 1);
     t->added = calloc((size_t)(b->n_added ? b->n_added : 1), sizeof *t->added);
@@ -367,7 +391,8 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
         goto fail;
     }
     /* which added token owns each id beyond the vocabulary (-1: none, a hole) */
-    for (int32_t k = 0; k < n_ids - b->n_vocab; k++) owner[k] = -1;
+    for (int32_t k = 0; k < n_ids - b->n_vocab; k++)
+        owner[k] = -1;
     for (int i = 0; i < b->n_added; i++) {
         int32_t id = b->added[i].id;
         if (id < b->n_vocab) continue;
@@ -404,8 +429,8 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
         if (id < b->n_vocab && (t->tok_off[id + 1] - t->tok_off[id] != n ||
                                 memcmp(t->bytes + t->tok_off[id], b->added[i].text, n) != 0)) {
             st = sl_err_set(err, SL_ERR_UNSUPPORTED,
-                            "%s: added token '%s' reuses vocabulary id %d with different text", what,
-                            b->added[i].text, id);
+                            "%s: added token '%s' reuses vocabulary id %d with different text",
+                            what, b->added[i].text, id);
             goto fail;
         }
         tok_added *a = &t->added[t->n_added++];
@@ -431,9 +456,10 @@ static sl_status tok_finish(tok_build *b, const char *what, sl_tok **out, sl_err
         if (!t->re) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(ecode, msg, sizeof msg);
-            st = sl_err_set(err, SL_ERR_UNSUPPORTED,
-                            "%s: PCRE2 cannot compile the pre-tokenizer regex /%s/: %s (near offset %zu)",
-                            what, t->pattern, (const char *)msg, (size_t)eoff);
+            st = sl_err_set(
+                err, SL_ERR_UNSUPPORTED,
+                "%s: PCRE2 cannot compile the pre-tokenizer regex /%s/: %s (near offset %zu)", what,
+                t->pattern, (const char *)msg, (size_t)eoff);
             goto fail;
         }
         (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
@@ -496,13 +522,15 @@ sl_status sl_tok_load_blob(const void *data, size_t size, const char *what, sl_t
         !tok_rd_u32(&r, &n_merges) || !tok_rd_u32(&r, &n_added) || !tok_rd_u32(&r, &pat_len))
         return sl_err_set(err, SL_ERR_FORMAT, "%s: truncated header", what);
     if (version != 1)
-        return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: tokenizer format version %u (this build reads 1)",
-                          what, version);
-    if (flags & ~1u) return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: unknown flags 0x%x", what, flags);
+        return sl_err_set(err, SL_ERR_UNSUPPORTED,
+                          "%s: tokenizer format version %u (this build reads 1)", what, version);
+    if (flags & ~1u)
+        return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: unknown flags 0x%x", what, flags);
     /* every token takes >= 1 byte, every merge 8, every added token 6: bound the counts by size */
     if (n_vocab > size || n_vocab > (1u << 30) || n_merges > size / 8 || n_added > size / 6 ||
         pat_len > size)
-        return sl_err_set(err, SL_ERR_FORMAT, "%s: counts exceed the file size (corrupt header)", what);
+        return sl_err_set(err, SL_ERR_FORMAT, "%s: counts exceed the file size (corrupt header)",
+                          what);
     b.n_vocab = (int32_t)n_vocab;
     b.nfc = flags & 1;
     if (pat_len) {
@@ -547,7 +575,8 @@ sl_status sl_tok_load_blob(const void *data, size_t size, const char *what, sl_t
         b.added[i].text[len] = 0;
         r.pos += len;
         if (strlen(b.added[i].text) != len || len == 0) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: added token %u is empty or contains a NUL byte", what, i);
+            st = sl_err_set(err, SL_ERR_FORMAT,
+                            "%s: added token %u is empty or contains a NUL byte", what, i);
             goto fail;
         }
     }
@@ -611,11 +640,13 @@ static sl_status tok_json_pretok(const cJSON *pre, tok_build *b, const char *wha
         if (cJSON_GetArraySize(list) != 2) goto unsupported;
         split = cJSON_GetArrayItem(list, 0);
         bl = cJSON_GetArrayItem(list, 1);
-    } else goto unsupported;
+    } else
+        goto unsupported;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(split, "type");
     const cJSON *bt = cJSON_GetObjectItemCaseSensitive(bl, "type");
     const cJSON *beh = cJSON_GetObjectItemCaseSensitive(split, "behavior");
-    const cJSON *rx = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(split, "pattern"), "Regex");
+    const cJSON *rx = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(split, "pattern"), "Regex");
     if (!cJSON_IsString(st) || strcmp(st->valuestring, "Split") != 0 || !cJSON_IsString(beh) ||
         strcmp(beh->valuestring, "Isolated") != 0 || tok_json_true(split, "invert") ||
         !cJSON_IsString(rx) || !cJSON_IsString(bt) || strcmp(bt->valuestring, "ByteLevel") != 0 ||
@@ -625,10 +656,11 @@ static sl_status tok_json_pretok(const cJSON *pre, tok_build *b, const char *wha
     if (!b->pattern) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of memory", what);
     return SL_OK;
 unsupported:
-    return sl_err_set(err, SL_ERR_UNSUPPORTED,
-                      "%s: pre_tokenizer is not Sequence[Split(Regex, Isolated), ByteLevel(add_prefix_space="
-                      "false, use_regex=false)] (the Qwen2/Qwen3 form); sluice supports only that one",
-                      what);
+    return sl_err_set(
+        err, SL_ERR_UNSUPPORTED,
+        "%s: pre_tokenizer is not Sequence[Split(Regex, Isolated), ByteLevel(add_prefix_space="
+        "false, use_regex=false)] (the Qwen2/Qwen3 form); sluice supports only that one",
+        what);
 }
 
 static sl_status tok_json_build(const cJSON *root, tok_build *b, const char *what, sl_err *err) {
@@ -640,44 +672,51 @@ static sl_status tok_json_build(const cJSON *root, tok_build *b, const char *wha
 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(model, "type");
-    if (!cJSON_IsObject(model) || (mtype && (!cJSON_IsString(mtype) || strcmp(mtype->valuestring, "BPE") != 0)))
+    if (!cJSON_IsObject(model) ||
+        (mtype && (!cJSON_IsString(mtype) || strcmp(mtype->valuestring, "BPE") != 0)))
         return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: model.type is not \"BPE\"", what);
     static const char *const unsupported_true[] = {"byte_fallback", "ignore_merges", "fuse_unk"};
     for (size_t i = 0; i < SL_ARRAY_LEN(unsupported_true); i++)
         if (tok_json_true(model, unsupported_true[i]))
-            return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: model.%s is true; sluice's BPE does not implement it",
-                              what, unsupported_true[i]);
+            return sl_err_set(err, SL_ERR_UNSUPPORTED,
+                              "%s: model.%s is true; sluice's BPE does not implement it", what,
+                              unsupported_true[i]);
     static const char *const must_be_null[] = {"dropout", "unk_token"};
     for (size_t i = 0; i < SL_ARRAY_LEN(must_be_null); i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, must_be_null[i]);
         if (v && !cJSON_IsNull(v))
-            return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: model.%s is set; sluice's BPE does not implement it",
-                              what, must_be_null[i]);
+            return sl_err_set(err, SL_ERR_UNSUPPORTED,
+                              "%s: model.%s is set; sluice's BPE does not implement it", what,
+                              must_be_null[i]);
     }
     static const char *const must_be_empty[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (size_t i = 0; i < SL_ARRAY_LEN(must_be_empty); i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, must_be_empty[i]);
         if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]))
-            return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: model.%s is set; sluice's BPE does not implement it",
-                              what, must_be_empty[i]);
+            return sl_err_set(err, SL_ERR_UNSUPPORTED,
+                              "%s: model.%s is set; sluice's BPE does not implement it", what,
+                              must_be_empty[i]);
     }
 
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
     if (norm && !cJSON_IsNull(norm)) {
         const cJSON *nt = cJSON_GetObjectItemCaseSensitive(norm, "type");
         if (!cJSON_IsString(nt) || strcmp(nt->valuestring, "NFC") != 0)
-            return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: normalizer is not NFC or null; sluice supports only those",
+            return sl_err_set(err, SL_ERR_UNSUPPORTED,
+                              "%s: normalizer is not NFC or null; sluice supports only those",
                               what);
         b->nfc = true;
     }
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     if (!pre || cJSON_IsNull(pre))
-        return sl_err_set(err, SL_ERR_UNSUPPORTED, "%s: no pre_tokenizer; sluice needs the byte-level one", what);
+        return sl_err_set(err, SL_ERR_UNSUPPORTED,
+                          "%s: no pre_tokenizer; sluice needs the byte-level one", what);
     if ((st = tok_json_pretok(pre, b, what, err)) != SL_OK) return st;
 
     /* vocab: {"token": id}, ids must be dense 0..n-1 */
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    if (!cJSON_IsObject(vocab)) return sl_err_set(err, SL_ERR_FORMAT, "%s: model.vocab is not an object", what);
+    if (!cJSON_IsObject(vocab))
+        return sl_err_set(err, SL_ERR_FORMAT, "%s: model.vocab is not an object", what);
     int n = cJSON_GetArraySize(vocab);
     const char **by_id = calloc((size_t)n + 1, sizeof *by_id);
     b->off = malloc(((size_t)n + 1) * sizeof *b->off);
@@ -688,7 +727,8 @@ static sl_status tok_json_build(const cJSON *root, tok_build *b, const char *wha
     for (const cJSON *e = vocab->child; e; e = e->next) {
         double d = e->valuedouble;
         if (!cJSON_IsNumber(e) || d < 0 || d >= n || d != (double)(int)d || by_id[(int)d]) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: model.vocab entry '%s' has id %g; ids must be 0..%d, each once",
+            st = sl_err_set(err, SL_ERR_FORMAT,
+                            "%s: model.vocab entry '%s' has id %g; ids must be 0..%d, each once",
                             what, e->string, d, n - 1);
             goto done;
         }
@@ -698,9 +738,10 @@ static sl_status tok_json_build(const cJSON *root, tok_build *b, const char *wha
     for (int id = 0; id < n; id++) {
         b->off[id] = (uint32_t)b->nbytes;
         if (!tok_push_bytelevel(b, u2b, by_id[id])) {
-            st = sl_err_set(err, SL_ERR_FORMAT,
-                            "%s: vocab token %d '%s' has a character outside the byte-level alphabet",
-                            what, id, by_id[id]);
+            st = sl_err_set(
+                err, SL_ERR_FORMAT,
+                "%s: vocab token %d '%s' has a character outside the byte-level alphabet", what, id,
+                by_id[id]);
             goto done;
         }
     }
@@ -738,14 +779,16 @@ static sl_status tok_json_build(const cJSON *root, tok_build *b, const char *wha
             if (tok_push_bytelevel(&scratch, u2b, sides[s]))
                 id = tok_strmap_find(&map, b, scratch.bytes, scratch.nbytes, NULL, 0);
             if (id < 0) {
-                st = sl_err_set(err, SL_ERR_FORMAT, "%s: merge %d names '%s', which is not in the vocabulary",
-                                what, r, sides[s]);
+                st = sl_err_set(err, SL_ERR_FORMAT,
+                                "%s: merge %d names '%s', which is not in the vocabulary", what, r,
+                                sides[s]);
                 break;
             }
             b->merges[2 * r + s] = (uint32_t)id;
         }
         if (!sides[0] && st == SL_OK)
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", what, r);
+            st = sl_err_set(err, SL_ERR_FORMAT,
+                            "%s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", what, r);
         free(dup);
         if (st != SL_OK) break;
     }
@@ -767,16 +810,18 @@ static sl_status tok_json_build(const cJSON *root, tok_build *b, const char *wha
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(a, "content");
         if (!cJSON_IsNumber(id) || !cJSON_IsString(content) || id->valuedouble < 0 ||
             id->valuedouble > (1 << 30) || id->valuedouble != (double)(int)id->valuedouble) {
-            st = sl_err_set(err, SL_ERR_FORMAT, "%s: added_tokens[%d] lacks a valid id or content", what, i);
+            st = sl_err_set(err, SL_ERR_FORMAT, "%s: added_tokens[%d] lacks a valid id or content",
+                            what, i);
             goto done;
         }
         static const char *const flags[] = {"lstrip", "rstrip", "single_word", "normalized"};
         for (size_t k = 0; k < SL_ARRAY_LEN(flags); k++)
             if (tok_json_true(a, flags[k])) {
-                st = sl_err_set(err, SL_ERR_UNSUPPORTED,
-                                "%s: added token '%s' sets %s=true, which sluice does not implement; use the "
-                                "built-in vocabulary",
-                                what, content->valuestring, flags[k]);
+                st = sl_err_set(
+                    err, SL_ERR_UNSUPPORTED,
+                    "%s: added token '%s' sets %s=true, which sluice does not implement; use the "
+                    "built-in vocabulary",
+                    what, content->valuestring, flags[k]);
                 goto done;
             }
         b->added[i].id = id->valueint;
@@ -806,7 +851,8 @@ sl_status sl_tok_load_json(const char *path, sl_tok **out, sl_err *err) {
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
     if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
-        return sl_err_set(err, SL_ERR_IO, "%s: cannot determine the size: %s", path, strerror(errno));
+        return sl_err_set(err, SL_ERR_IO, "%s: cannot determine the size: %s", path,
+                          strerror(errno));
     }
     text = malloc((size_t)size + 1);
     if (!text) {
@@ -867,7 +913,8 @@ typedef struct tok_scratch {
 static bool tok_scratch_reserve(tok_scratch *s, size_t n) {
     if (n <= s->cap) return true;
     size_t cap = s->cap ? s->cap : 64;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     free(s->id), free(s->prev), free(s->next), free(s->heap);
     s->id = malloc(cap * sizeof *s->id);
     s->prev = malloc(cap * sizeof *s->prev);
@@ -962,7 +1009,8 @@ static sl_status tok_encode_segment(const sl_tok *t, const uint8_t *s, size_t n,
     uint8_t *norm = NULL;
     sl_status st = SL_OK;
     if (t->nfc && !tok_nfc_trivial(s, n)) {
-        utf8proc_ssize_t k = utf8proc_map(s, (utf8proc_ssize_t)n, &norm, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        utf8proc_ssize_t k =
+            utf8proc_map(s, (utf8proc_ssize_t)n, &norm, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (k < 0)
             return sl_err_set(err, SL_ERR_INVALID_ARG, "NFC normalisation failed: %s",
                               utf8proc_errmsg(k));
@@ -983,8 +1031,9 @@ static sl_status tok_encode_segment(const sl_tok *t, const uint8_t *s, size_t n,
             if (rc < 0) {
                 PCRE2_UCHAR msg[256];
                 pcre2_get_error_message(rc, msg, sizeof msg);
-                st = sl_err_set(err, SL_ERR_INTERNAL, "tokenizer: regex match failed at byte %zu: %s",
-                                from, (const char *)msg);
+                st = sl_err_set(err, SL_ERR_INTERNAL,
+                                "tokenizer: regex match failed at byte %zu: %s", from,
+                                (const char *)msg);
                 goto done;
             }
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -1017,14 +1066,16 @@ sl_status sl_tok_encode_n(const sl_tok *t, const char *utf8, size_t len, int32_t
     for (size_t i = 0; i < len;) {
         size_t k = tok_utf8_len(s + i, len - i);
         if (!k)
-            return sl_err_set(err, SL_ERR_INVALID_ARG,
-                              "text is not valid UTF-8 (bad byte 0x%02x at offset %zu); convert it to "
-                              "UTF-8 first",
-                              s[i], i);
+            return sl_err_set(
+                err, SL_ERR_INVALID_ARG,
+                "text is not valid UTF-8 (bad byte 0x%02x at offset %zu); convert it to "
+                "UTF-8 first",
+                s[i], i);
         i += k;
     }
     if (len > (size_t)INT32_MAX / 2)
-        return sl_err_set(err, SL_ERR_INVALID_ARG, "text of %zu bytes is too long to tokenize", len);
+        return sl_err_set(err, SL_ERR_INVALID_ARG, "text of %zu bytes is too long to tokenize",
+                          len);
     tok_ids out = {0};
     tok_scratch sc = {0};
     pcre2_match_data *md = NULL;
@@ -1049,7 +1100,8 @@ sl_status sl_tok_encode_n(const sl_tok *t, const char *utf8, size_t len, int32_t
                 }
             }
         }
-        if (at > pos && (st = tok_encode_segment(t, s + pos, at - pos, md, &sc, &out, err)) != SL_OK)
+        if (at > pos &&
+            (st = tok_encode_segment(t, s + pos, at - pos, md, &sc, &out, err)) != SL_OK)
             goto fail;
         if (!hit) break;
         if (!tok_ids_push(&out, hit->id)) goto oom;
@@ -1101,7 +1153,9 @@ sl_status sl_tok_zimage_prompt(const sl_tok *t, const char *prompt, int max_toke
 /* ---------------------------------------------------------------------------------------------
  * Decoding and lookups */
 
-int sl_tok_n_ids(const sl_tok *t) { return t->n_ids; }
+int sl_tok_n_ids(const sl_tok *t) {
+    return t->n_ids;
+}
 
 const char *sl_tok_token_bytes(const sl_tok *t, int32_t id, size_t *len) {
     if (id < 0 || id >= t->n_ids || t->tok_off[id + 1] == t->tok_off[id]) return NULL;
@@ -1123,8 +1177,9 @@ sl_status sl_tok_decode(const sl_tok *t, const int32_t *ids, int n, char **utf8,
     size_t total = 0;
     for (int i = 0; i < n; i++) {
         if (!sl_tok_token_bytes(t, ids[i], NULL))
-            return sl_err_set(err, SL_ERR_INVALID_ARG, "decode: id %d at position %d is not a token (ids are 0..%d)",
-                              ids[i], i, t->n_ids - 1);
+            return sl_err_set(err, SL_ERR_INVALID_ARG,
+                              "decode: id %d at position %d is not a token (ids are 0..%d)", ids[i],
+                              i, t->n_ids - 1);
         total += t->tok_off[ids[i] + 1] - t->tok_off[ids[i]];
     }
     char *o = malloc(total + 1);

@@ -68,13 +68,14 @@ sl_status sl_tok_encode_n(const sl_tok *tok, const char *utf8, size_t len, int32
 sl_status sl_tok_decode(const sl_tok *tok, const int32_t *ids, int n, char **utf8, size_t *len,
                         sl_err *err);
 
-/* Z-Image's prompt ids: encodes "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n"
- * as ONE text (so a prompt starting with whitespace merges with the template's "\n" exactly as the
- * reference does) and keeps the first max_tokens ids (right truncation; max_tokens <= 0 means
- * SL_TOK_ZIMAGE_MAX_TOKENS). *ids as for sl_tok_encode. n_full (optional) gets the length before
- * truncation, so a caller can warn that the prompt was cut. No BOS, no EOS, no padding. */
-sl_status sl_tok_zimage_prompt(const sl_tok *tok, const char *prompt, int max_tokens,
-                               int32_t **ids, int *n, int *n_full, sl_err *err);
+/* Z-Image's prompt ids: encodes "<|im_start|>user\n" + prompt +
+ * "<|im_end|>\n<|im_start|>assistant\n" as ONE text (so a prompt starting with whitespace merges
+ * with the template's "\n" exactly as the reference does) and keeps the first max_tokens ids (right
+ * truncation; max_tokens <= 0 means SL_TOK_ZIMAGE_MAX_TOKENS). *ids as for sl_tok_encode. n_full
+ * (optional) gets the length before truncation, so a caller can warn that the prompt was cut. No
+ * BOS, no EOS, no padding. */
+sl_status sl_tok_zimage_prompt(const sl_tok *tok, const char *prompt, int max_tokens, int32_t **ids,
+                               int *n, int *n_full, sl_err *err);
 
 /* One more than the largest id (151669 for Qwen3). */
 int sl_tok_n_ids(const sl_tok *tok);
