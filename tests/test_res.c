@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/rng.h"
 #include "residency/residency.h"
 #include "test.h"
@@ -131,7 +132,7 @@ static sl_status toy_open(toy *t, const toy_file *tf, sl_backend *be, bool use_p
 
 /* One pass: x = in·winᵀ; per block x += (x·w1ᵀ + b)·w2ᵀ; out = x·woutᵀ. Globals are held for
  * the whole pass (a streamed globals unit keeps its slot while blocks stream past it). */
-static void toy_pass(toy *t, sl_ctx *c, const float *in, float *out, int T) {
+static void toy_pass(toy *t, sl_ctx *c, const float *in, float *out, int T, bool reverse) {
     int D = t->tf->D;
     size_t mark = sl_ctx_mark(c);
     sl_tensor x0 = sl_new2(c, SL_DTYPE_F32, T, D), x = sl_new2(c, SL_DTYPE_F32, T, D);
@@ -141,7 +142,8 @@ static void toy_pass(toy *t, sl_ctx *c, const float *in, float *out, int T) {
     sl_res_begin_pass(t->res, c);
     sl_res_acquire(t->res, t->g, c);
     sl_op_matmul(c, &x, &x0, &t->win, NULL);
-    for (int i = 0; i < t->tf->n_blocks; i++) {
+    for (int ii = 0; ii < t->tf->n_blocks; ii++) {
+        int i = reverse ? t->tf->n_blocks - 1 - ii : ii;
         sl_res_acquire(t->res, t->u[i], c);
         sl_op_matmul(c, &h, &x, &t->w1[i], &t->b[i]);
         sl_op_matmul(c, &h2, &h, &t->w2[i], NULL);
@@ -187,9 +189,17 @@ static void toy_ctx_free(toy_ctx *tc) {
 static void toy_input(float *in, int T, int D) { sl_rng_normal(42, 1, 0, in, (int64_t)T * D); }
 
 /* Reference: the host-visible backend, mapped bytes in place. */
-static void toy_reference(const toy_file *tf, int T, float *out, int passes) {
+static void toy_reference_on(const toy_file *tf, int T, float *out, int passes, bool reverse,
+                             bool cpu) {
     rf_opts o = {.plain = true};
-    sl_backend *be = rf_create(&o);
+    sl_backend *be = NULL;
+    if (cpu) {
+        sl_cpu_options co = {.threads = 2};
+        sl_err ce = {0};
+        SL_ASSERT(sl_backend_cpu_create(&co, &be, &ce) == SL_OK);
+    } else {
+        be = rf_create(&o);
+    }
     toy t;
     sl_err e = {0};
     SL_ASSERT(toy_open(&t, tf, be, false, &e) == SL_OK);
@@ -198,7 +208,7 @@ static void toy_reference(const toy_file *tf, int T, float *out, int passes) {
     toy_ctx_init(&tc, be, T, tf->D);
     float *in = malloc((size_t)T * tf->D * sizeof *in);
     toy_input(in, T, tf->D);
-    for (int p = 0; p < passes; p++) toy_pass(&t, &tc.c, in, out, T);
+    for (int p = 0; p < passes; p++) toy_pass(&t, &tc.c, in, out, T, reverse);
     SL_ASSERT(sl_ctx_status(&tc.c) == SL_OK);
     free(in);
     toy_ctx_free(&tc);
@@ -206,9 +216,14 @@ static void toy_reference(const toy_file *tf, int T, float *out, int passes) {
     sl_backend_destroy(be);
 }
 
+static void toy_reference(const toy_file *tf, int T, float *out, int passes, bool reverse) {
+    toy_reference_on(tf, T, out, passes, reverse, false);
+}
+
 /* ---- tests ---- */
 
 SL_TEST(res_units_and_slices) {
+    sl_log_set_level(SL_LOG_WARN);
     toy_file tf;
     toy_file_write(&tf, 4, 24);
     rf_opts o = {.plain = true};
@@ -266,14 +281,32 @@ typedef struct run_cfg {
     bool use_paths;
     int passes;
     bool park_between; /* park + load_device between passes */
+    bool cpu;          /* the real CPU backend in as_device mode instead of the fake */
+    bool reverse;      /* blocks run in reverse declaration order */
 } run_cfg;
+
+/* Device bytes in use (fake: exact; cpu: from mem_info against its budget). */
+static size_t dev_used(sl_backend *be, bool cpu) {
+    if (!cpu) return rf_device_used(be);
+    size_t fr = 0, tot = 0;
+    be->vt->mem_info(be, &fr, &tot);
+    return tot - fr;
+}
 
 static int run_device(const toy_file *tf, int T, const float *ref, const run_cfg *rc, sl_err *e,
                       sl_res_stats *st_out) {
     size_t arena = toy_arena_bytes(T, tf->D);
     rf_opts o = {.policy = rc->policy, .seed = rc->seed,
                  .budget = rc->budget == SIZE_MAX ? 0 : rc->budget + SL_ALIGN_UP(arena, 256)};
-    sl_backend *be = rf_create(&o);
+    sl_backend *be = NULL;
+    if (rc->cpu) {
+        sl_cpu_options co = {.threads = 2, .as_device = true,
+                             .device_budget = o.budget ? o.budget : (size_t)1 << 32};
+        sl_err ce = {0};
+        SL_ASSERT(sl_backend_cpu_create(&co, &be, &ce) == SL_OK);
+    } else {
+        be = rf_create(&o);
+    }
     toy t;
     int bad = 0;
     float *in = malloc((size_t)T * tf->D * sizeof *in), *out = malloc((size_t)T * tf->D * sizeof *out);
@@ -287,20 +320,23 @@ static int run_device(const toy_file *tf, int T, const float *ref, const run_cfg
     if (st == SL_OK) st = sl_res_plan(t.res, &po, e);
     if (st == SL_OK) st = sl_res_load_device(t.res, e);
     for (int p = 0; st == SL_OK && p < rc->passes; p++) {
-        toy_pass(&t, &tc.c, in, out, T);
+        toy_pass(&t, &tc.c, in, out, T, rc->reverse);
         st = sl_ctx_take_error(&tc.c, e);
         if (st == SL_OK && memcmp(out, ref, (size_t)T * tf->D * sizeof *out)) bad++;
-        if (rc->budget != SIZE_MAX && rf_device_peak(be) > o.budget) bad++;
+        if (rc->budget != SIZE_MAX && (rc->cpu ? dev_used(be, true) : rf_device_peak(be)) > o.budget)
+            bad++;
+        if (rc->budget != SIZE_MAX && sl_res_plan_bytes(t.res) > rc->budget) bad++;
         if (st == SL_OK && rc->park_between) {
             sl_res_park(t.res);
-            if (rf_device_used(be) != SL_ALIGN_UP(arena, 256)) bad++;
+            if (dev_used(be, rc->cpu) != SL_ALIGN_UP(arena, 256)) bad++;
             st = sl_res_load_device(t.res, e);
         }
     }
     if (st_out && t.res) sl_res_last_stats(t.res, st_out);
     sl_res_free(t.res);
     toy_ctx_free(&tc);
-    sl_backend_destroy(be); /* asserts nothing leaked */
+    if (dev_used(be, rc->cpu) != 0) bad++;
+    sl_backend_destroy(be); /* the fake asserts nothing leaked */
     free(in);
     free(out);
     return st != SL_OK ? -1 : bad;
@@ -311,7 +347,7 @@ SL_TEST(res_all_resident_matches_in_place) {
     toy_file tf;
     toy_file_write(&tf, N, D);
     float ref[T * D];
-    toy_reference(&tf, T, ref, 1);
+    toy_reference(&tf, T, ref, 1, false);
     for (int pol = 0; pol < 3; pol++) {
         for (int paths = 0; paths < 2; paths++) {
             run_cfg rc = {.policy = (rf_policy)pol, .seed = 9, .budget = SIZE_MAX, .passes = P,
@@ -330,7 +366,7 @@ SL_TEST(res_resident_survives_host_poison) {
     toy_file tf;
     toy_file_write(&tf, N, D);
     float ref[T * D], out[T * D], in[T * D];
-    toy_reference(&tf, T, ref, 1);
+    toy_reference(&tf, T, ref, 1, false);
     toy_input(in, T, D);
     rf_opts o = {.policy = RF_COMPUTE_FIRST};
     sl_backend *be = rf_create(&o);
@@ -351,7 +387,7 @@ SL_TEST(res_resident_survives_host_poison) {
     toy_ctx tc;
     toy_ctx_init(&tc, be, T, D);
     for (int p = 0; p < 2; p++) {
-        toy_pass(&t, &tc.c, in, out, T);
+        toy_pass(&t, &tc.c, in, out, T, false);
         REQUIRE_OK(sl_ctx_take_error(&tc.c, &e), &e);
         CHECK(memcmp(out, ref, sizeof out) == 0);
     }
@@ -369,11 +405,12 @@ SL_TEST(res_resident_survives_host_poison) {
 /* ---- streaming ---- */
 
 SL_TEST(res_stream_all_plans_bit_identical) {
+    sl_log_set_level(SL_LOG_WARN);
     enum { N = 7, D = 24, T = 3, P = 3 };
     toy_file tf;
     toy_file_write(&tf, N, D);
     float ref[T * D];
-    toy_reference(&tf, T, ref, 1);
+    toy_reference(&tf, T, ref, 1, false);
     /* unit sizes: globals 2 × 2304; blocks f32 4608 + 256, bf16/f16 2 × 1280 + 256... */
     toy t0;
     rf_opts o0 = {.plain = true};
@@ -408,5 +445,267 @@ SL_TEST(res_stream_all_plans_bit_identical) {
         }
     }
     CHECKF(runs > 100 && refused == 0, "%d runs, %d refused", runs, refused);
+    toy_file_close(&tf);
+}
+
+/* Open the toy on a device-mode fake and plan it. */
+typedef struct dev_toy {
+    sl_backend *be;
+    toy t;
+    toy_ctx tc;
+    float *in, *out;
+    int T;
+} dev_toy;
+
+static sl_status dev_toy_open(dev_toy *d, const toy_file *tf, int T, const rf_opts *o,
+                              const sl_res_plan_opts *po, sl_err *e) {
+    memset(d, 0, sizeof *d);
+    d->be = rf_create(o);
+    d->T = T;
+    d->in = malloc((size_t)T * tf->D * sizeof *d->in);
+    d->out = malloc((size_t)T * tf->D * sizeof *d->out);
+    toy_input(d->in, T, tf->D);
+    toy_ctx_init(&d->tc, d->be, T, tf->D);
+    sl_status st = toy_open(&d->t, tf, d->be, true, e);
+    if (st == SL_OK) st = sl_res_load_host(d->t.res, e);
+    if (st == SL_OK) st = sl_res_plan(d->t.res, po, e);
+    if (st == SL_OK) st = sl_res_load_device(d->t.res, e);
+    return st;
+}
+
+static sl_status dev_toy_pass(dev_toy *d, bool reverse, sl_err *e) {
+    toy_pass(&d->t, &d->tc.c, d->in, d->out, d->T, reverse);
+    return sl_ctx_take_error(&d->tc.c, e);
+}
+
+static void dev_toy_close(dev_toy *d) {
+    sl_res_free(d->t.res);
+    toy_ctx_free(&d->tc);
+    sl_backend_destroy(d->be);
+    free(d->in);
+    free(d->out);
+}
+
+SL_TEST(res_stream_poison_proves_reupload) {
+    /* streamed units come from device slots refilled every pass: poisoning the host copy after
+     * a pass changes the next pass's output (and all-resident plans ignore it: see
+     * res_resident_survives_host_poison) */
+    sl_log_set_level(SL_LOG_WARN);
+    enum { N = 5, D = 16, T = 2 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    float ref[T * D];
+    toy_reference(&tf, T, ref, 1, false);
+    rf_opts o = {.policy = RF_COMPUTE_FIRST};
+    sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1, .force_stream_all = true};
+    dev_toy d;
+    sl_err e = {0};
+    REQUIRE_OK(dev_toy_open(&d, &tf, T, &o, &po, &e), &e);
+    for (int i = 0; i < sl_res_unit_count(d.t.res); i++)
+        CHECK(sl_res_unit_place(d.t.res, i) == SL_UNIT_STREAMED);
+    REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
+    CHECK(memcmp(d.out, ref, sizeof ref) == 0);
+    rf_poison_host(d.be);
+    REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
+    CHECK(memcmp(d.out, ref, sizeof ref) != 0);
+    dev_toy_close(&d);
+    toy_file_close(&tf);
+}
+
+SL_TEST(res_stream_order_diverges_and_is_recorded) {
+    /* blocks run in reverse declaration order: the predicted order is wrong on the first pass
+     * (on-demand uploads), the recorded one drives prefetch afterwards; outputs always match */
+    sl_log_set_level(SL_LOG_WARN);
+    enum { N = 6, D = 16, T = 2 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    float ref[T * D];
+    toy_reference(&tf, T, ref, 1, true);
+    for (int pol = 0; pol < 3; pol++) {
+        for (int pf = 1; pf <= 2; pf++) {
+            run_cfg rc = {.policy = (rf_policy)pol, .seed = 3, .budget = SIZE_MAX, .prefetch = pf,
+                          .stream_all = true, .passes = 4, .reverse = true};
+            sl_err e = {0};
+            int bad = run_device(&tf, T, ref, &rc, &e, NULL);
+            CHECKF(bad == 0, "policy %d prefetch %d: %d bad (%s)", pol, pf, bad, e.msg);
+        }
+    }
+    /* the order changing between passes (forward, then reverse, then forward) */
+    rf_opts o = {.policy = RF_COPY_FIRST};
+    sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 2, .force_stream_all = true};
+    float fwd[T * D];
+    toy_reference(&tf, T, fwd, 1, false);
+    dev_toy d;
+    sl_err e = {0};
+    REQUIRE_OK(dev_toy_open(&d, &tf, T, &o, &po, &e), &e);
+    for (int p = 0; p < 6; p++) {
+        bool rev = p == 2 || p == 3;
+        REQUIRE_OK(dev_toy_pass(&d, rev, &e), &e);
+        CHECKF(memcmp(d.out, rev ? ref : fwd, sizeof ref) == 0, "pass %d", p);
+    }
+    dev_toy_close(&d);
+    toy_file_close(&tf);
+}
+
+SL_TEST(res_stream_stats_and_profile_line) {
+    sl_log_set_level(SL_LOG_WARN);
+    enum { N = 6, D = 32, T = 4 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    rf_opts o = {.policy = RF_RANDOM, .seed = 5, .link_bytes_per_ms = 1e6, .flops_per_ms = 1e7};
+    sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 2, .force_stream_all = true};
+    dev_toy d;
+    sl_err e = {0};
+    REQUIRE_OK(dev_toy_open(&d, &tf, T, &o, &po, &e), &e);
+    size_t total = sl_res_total_bytes(d.t.res);
+    size_t up0 = rf_copy_bytes(d.be);
+    for (int p = 0; p < 4; p++) REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
+    sl_res_stats st;
+    sl_res_last_stats(d.t.res, &st);
+    CHECK(st.units_resident == 0 && st.units_streamed == N + 1);
+    CHECK(st.bytes_uploaded == total);
+    /* every pass re-sends every unit; at most one pass's worth is prefetched ahead */
+    size_t up = rf_copy_bytes(d.be) - up0;
+    CHECKF(up >= 4 * total && up <= 5 * total, "%zu bytes up for 4 passes of %zu", up, total);
+    /* virtual time: copies at exactly 1e6 bytes/ms */
+    CHECK_NEAR(st.copy_ms, (double)total / 1e6, 1e-3);
+    CHECK(st.pass_ms > 0 && st.stall_ms >= 0);
+    CHECK_NEAR(st.compute_ms + st.stall_ms, st.pass_ms, 1e-6);
+    /* compute is the matmuls: 2 per block of 2·T·D·D flops, in + out projections */
+    double flops = (double)N * 2 * 2 * T * D * D + 2.0 * 2 * T * D * D;
+    CHECK_NEAR(st.compute_ms, flops / 1e7, 1e-3);
+    /* the first pass measured each block's cost: 2 matmuls */
+    bool meas = false;
+    double c = sl_res_unit_cost(d.t.res, d.t.u[2], &meas);
+    CHECK(meas);
+    CHECK_NEAR(c * 1e3, 2.0 * 2 * T * D * D / 1e7, 1e-6);
+    c = sl_res_unit_cost(d.t.res, d.t.g, &meas);
+    CHECK_NEAR(c * 1e3, 2.0 * 2 * T * D * D / 1e7, 1e-6);
+    char line[256];
+    sl_res_format_stats(d.t.res, line, sizeof line);
+    CHECKF(strstr(line, "res[toy model] pass: 0 resident / 7 streamed") && strstr(line, "GB/s") &&
+               strstr(line, "stall"),
+           "%s", line);
+    dev_toy_close(&d);
+    toy_file_close(&tf);
+}
+
+SL_TEST(res_stream_predicted_time_matches_virtual_time) {
+    /* the planner's simulation and the engine agree: plan with the costs measured on the first
+     * pass and the fake's link speed, then compare predicted and (virtual) measured pass time */
+    sl_log_set_level(SL_LOG_WARN);
+    enum { N = 12, D = 64, T = 16 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    rf_opts o = {.policy = RF_RANDOM, .seed = 11, .link_bytes_per_ms = 1e6, .flops_per_ms = 1e7};
+    sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1, .force_stream_all = true,
+                           .link_gbps = 1.0};
+    dev_toy d;
+    sl_err e = {0};
+    REQUIRE_OK(dev_toy_open(&d, &tf, T, &o, &po, &e), &e);
+    REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
+    size_t total = sl_res_total_bytes(d.t.res);
+    /* budgets: everything streamed, then room for some residents */
+    size_t budgets[3] = {0, total / 2, total * 3 / 4};
+    for (int b = 0; b < 3; b++) {
+        po.force_stream_all = b == 0;
+        po.budget = b == 0 ? SIZE_MAX : budgets[b];
+        REQUIRE_OK(sl_res_plan(d.t.res, &po, &e), &e);
+        REQUIRE_OK(sl_res_load_device(d.t.res, &e), &e);
+        for (int p = 0; p < 4; p++) REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
+        sl_res_stats st;
+        sl_res_last_stats(d.t.res, &st);
+        sl_res_plan_info pi;
+        sl_res_plan_info_get(d.t.res, &pi);
+        fprintf(stderr, "    budget %d: %d resident, measured %.4f ms, predicted %.4f ms, stall %.4f ms\n", b,
+                pi.n_resident, st.pass_ms, pi.predicted_ms, st.stall_ms);
+        CHECKF(fabs(st.pass_ms - pi.predicted_ms) <= 0.05 * pi.predicted_ms,
+               "budget %d: measured %.4f ms, predicted %.4f ms (%d resident)", b, st.pass_ms,
+               pi.predicted_ms, pi.n_resident);
+    }
+    dev_toy_close(&d);
+    toy_file_close(&tf);
+}
+
+SL_TEST(res_stream_budget_errors) {
+    sl_log_set_level(SL_LOG_WARN);
+    enum { N = 4, D = 16, T = 2 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    /* a plan budget below two of the largest unit */
+    rf_opts o = {.policy = RF_COPY_FIRST};
+    dev_toy d;
+    sl_err e = {0};
+    sl_res_plan_opts po = {.budget = 1000, .prefetch = 1};
+    CHECK(dev_toy_open(&d, &tf, T, &o, &po, &e) == SL_ERR_OOM_DEVICE);
+    CHECKF(strstr(e.msg, "toy model") && strstr(e.msg, "--max-vram") && strstr(e.msg, "1000 bytes"),
+           "%s", e.msg);
+    dev_toy_close(&d);
+    /* the plan fits its budget but the device has less: load_device fails cleanly */
+    size_t arena = SL_ALIGN_UP(toy_arena_bytes(T, D), 256);
+    o.budget = arena + 4096;
+    sl_err e2 = {0};
+    po.budget = SIZE_MAX;
+    CHECK(dev_toy_open(&d, &tf, T, &o, &po, &e2) == SL_ERR_OOM_DEVICE);
+    CHECKF(strstr(e2.msg, "toy model") && strstr(e2.msg, "VRAM"), "%s", e2.msg);
+    CHECK(rf_device_used(d.be) == arena);
+    CHECK(!sl_res_is_loaded(d.t.res));
+    /* acquiring then reports through the context instead of crashing */
+    toy_pass(&d.t, &d.tc.c, d.in, d.out, T, false);
+    CHECK(sl_ctx_status(&d.tc.c) == SL_ERR_OOM_DEVICE);
+    dev_toy_close(&d); /* the fake asserts nothing leaked */
+    toy_file_close(&tf);
+}
+
+SL_TEST(res_link_measure) {
+    rf_opts o = {.link_bytes_per_ms = 2e6};
+    sl_backend *be = rf_create(&o);
+    double g = 0;
+    sl_err e = {0};
+    REQUIRE_OK(sl_res_measure_link(be, 8 << 20, &g, &e), &e);
+    CHECK_NEAR(g, 2.0, 1e-3); /* the fake's virtual link: 2e6 bytes/ms */
+    CHECK(rf_device_used(be) == 0 && rf_host_used(be) == 0);
+    sl_backend_destroy(be);
+    /* the plain cpu backend: memcpy speed, some positive number */
+    sl_cpu_options co = {.threads = 1};
+    REQUIRE_OK(sl_backend_cpu_create(&co, &be, &e), &e);
+    REQUIRE_OK(sl_res_measure_link(be, 16 << 20, &g, &e), &e);
+    CHECK(g > 0.05);
+    sl_backend_destroy(be);
+}
+
+/* ---- the real CPU backend in as_device mode (copy queue = a worker thread) ---- */
+
+SL_TEST(res_cpu_device_plans_bit_identical) {
+    sl_log_set_level(SL_LOG_WARN);
+    setenv("SLUICE_CPU_COPY_DELAY_US", "300", 1); /* slow uploads: a missing wait shows */
+    enum { N = 6, D = 32, T = 4 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    float ref[T * D];
+    toy_reference_on(&tf, T, ref, 1, false, true);
+    rf_opts o0 = {.plain = true};
+    sl_backend *be0 = rf_create(&o0);
+    toy t0;
+    sl_err e = {0};
+    REQUIRE_OK(toy_open(&t0, &tf, be0, false, &e), &e);
+    size_t total = sl_res_total_bytes(t0.res), mx = 0;
+    for (int i = 0; i < sl_res_unit_count(t0.res); i++) mx = SL_MAX(mx, sl_res_unit_bytes(t0.res, i));
+    sl_res_free(t0.res);
+    sl_backend_destroy(be0);
+    for (int pf = 1; pf <= 3; pf++) {
+        for (int step = 0; step <= 3; step++) {
+            size_t lo = (size_t)(pf + 1) * mx;
+            size_t budget = step == 3 ? SIZE_MAX : lo + (total - SL_MIN(lo, total)) * (size_t)step / 3;
+            for (int all = 0; all < 2; all++) {
+                run_cfg rc = {.cpu = true, .budget = budget, .prefetch = pf, .stream_all = all,
+                              .use_paths = true, .passes = 3, .park_between = step == 1};
+                sl_err e2 = {0};
+                int bad = run_device(&tf, T, ref, &rc, &e2, NULL);
+                CHECKF(bad == 0, "prefetch %d budget %zu stream_all %d: %d bad (%s)", pf, budget,
+                       all, bad, e2.msg);
+            }
+        }
+    }
     toy_file_close(&tf);
 }

@@ -125,11 +125,17 @@ static void drop_mem(rf *f, void *p, bool dev) {
     SL_ASSERTF(0, "rf: free of an unknown pointer %p", p);
 }
 
+static sl_status rf_sync(sl_backend *be);
+/* Like cudaFree / cudaFreeHost: queued work finishes first. */
 static void rf_free(sl_backend *be, void *p) {
-    if (p) drop_mem(F(be), p, true);
+    if (!p) return;
+    rf_sync(be);
+    drop_mem(F(be), p, true);
 }
 static void rf_host_free(sl_backend *be, void *p) {
-    if (p) drop_mem(F(be), p, false);
+    if (!p) return;
+    rf_sync(be);
+    drop_mem(F(be), p, false);
 }
 
 static void rf_mem_info(sl_backend *be, size_t *fr, size_t *tot) {

@@ -61,33 +61,52 @@ double sl_plan_simulate(const sl_plan_in *in, const bool *res, int slots, sl_pla
     int m = o.n_streamed;
     SL_ASSERTF(m == 0 || slots >= 1, "planner: %d streamed units and no slots", m);
     double bw = bw_bytes_per_s(in);
-    /* compute end of the last `slots` streamed units, as a ring indexed by streamed position */
-    double ring[64];
-    double *end = slots <= 64 ? ring : malloc((size_t)slots * sizeof *end);
-    SL_ASSERT(end);
-    for (int s = 0; s < slots; s++) end[s] = 0;
+    /* Streamed units held across the pass (must_resident but streamed under force_stream_all)
+     * keep a slot from their use to the end of the pass; the others share the remaining ring. */
+    int nspan = 0;
+    for (int i = 0; i < in->n; i++)
+        if (!res[i] && in->must_resident && in->must_resident[i]) nspan++;
+    int ring = slots - nspan;
+    if (m && ring < 1) {
+        o.pass_s = INFINITY; /* the engine could not acquire the other units */
+        if (out) *out = o;
+        return INFINITY;
+    }
+    /* compute end of the last `ring` ring units, indexed by ring position; release time of each
+     * spanning unit (the end of the pass that used it) */
+    double small[64], *end = small, *span_rel = small + 32;
+    if (ring > 32 || in->n > 32) {
+        end = malloc((size_t)(ring + in->n) * sizeof *end);
+        SL_ASSERT(end);
+        span_rel = end + ring;
+    }
+    for (int s = 0; s < ring; s++) end[s] = 0;
+    for (int i = 0; i < in->n; i++) span_rel[i] = 0;
     double copy_free = 0, comp = 0, pass_s = 0;
-    long j = 0; /* streamed position over all passes */
+    long j = 0; /* ring position over all passes */
     for (int p = 0; p < SIM_PASSES; p++) {
         double start = comp;
         for (int i = 0; i < in->n; i++) {
-            double c0 = comp;
-            if (!res[i]) {
-                int s = (int)(j % slots);
-                double cs = SL_MAX(copy_free, end[s]); /* slot freed by streamed j − slots */
-                double ce = cs + (double)in->bytes[i] / bw;
-                copy_free = ce;
-                c0 = SL_MAX(comp, ce);
-                comp = c0 + cost_of(in, i);
+            if (res[i]) {
+                comp += cost_of(in, i);
+                continue;
+            }
+            bool span = in->must_resident && in->must_resident[i];
+            int s = span ? 0 : (int)(j % ring);
+            double cs = SL_MAX(copy_free, span ? span_rel[i] : end[s]);
+            double ce = cs + (double)in->bytes[i] / bw;
+            copy_free = ce;
+            comp = SL_MAX(comp, ce) + cost_of(in, i);
+            if (!span) {
                 end[s] = comp;
                 j++;
-            } else {
-                comp = c0 + cost_of(in, i);
             }
         }
+        for (int i = 0; i < in->n; i++)
+            if (!res[i] && in->must_resident && in->must_resident[i]) span_rel[i] = comp;
         pass_s = comp - start;
     }
-    if (end != ring) free(end);
+    if (end != small) free(end);
     o.pass_s = pass_s;
     if (out) *out = o;
     return pass_s;
@@ -139,10 +158,14 @@ static int cmp_size_desc(const void *a, const void *b) {
 
 /* The least device bytes any placement needs with `slots` slots (streaming everything no larger
  * than some threshold, keeping the rest resident), or everything resident. */
+static bool must(const sl_plan_in *in, int i) {
+    return in->must_resident && !in->force_stream_all && in->must_resident[i];
+}
+
 static size_t min_need(const sl_plan_in *in, int slots, const size_t *sizes, int nsz, bool *tmp) {
     size_t best = SIZE_MAX;
     for (int k = 0; k < nsz; k++) {
-        for (int i = 0; i < in->n; i++) tmp[i] = in->bytes[i] > sizes[k];
+        for (int i = 0; i < in->n; i++) tmp[i] = in->bytes[i] > sizes[k] || must(in, i);
         best = SL_MIN(best, device_bytes(in, tmp, slots));
     }
     for (int i = 0; i < in->n; i++) tmp[i] = true;
@@ -190,7 +213,7 @@ sl_status sl_plan_make(const sl_plan_in *in, bool *resident, sl_plan_out *out, s
     double best_t = INFINITY;
     size_t best_bytes = SIZE_MAX;
     for (int k = 0; k < nsz; k++) {
-        for (int i = 0; i < n; i++) cand[i] = in->bytes[i] > sizes[k];
+        for (int i = 0; i < n; i++) cand[i] = in->bytes[i] > sizes[k] || must(in, i);
         if (device_bytes(in, cand, slots) > in->budget) continue;
         double t = greedy(in, cand, slots);
         size_t b = device_bytes(in, cand, slots);
@@ -213,11 +236,17 @@ too_small: {
                  (double)need1 / 1e9);
     else if (slots > 2)
         snprintf(alt, sizeof alt, " (--streaming-prefetch 1 would need %.3f GB)", (double)need1 / 1e9);
+    size_t must_b = 0;
+    for (int i = 0; i < n; i++)
+        if (must(in, i)) must_b += in->bytes[i];
+    char mb[96] = "";
+    if (must_b)
+        snprintf(mb, sizeof mb, "; %zu bytes of it for units held across a pass", must_b);
     st = sl_err_set(err, SL_ERR_OOM_DEVICE,
                     "VRAM budget for weights too small: streaming with %d slots needs at least "
-                    "%.3f GB (%zu bytes; largest unit %zu bytes), %.3f GB (%zu bytes) available; "
-                    "raise --max-vram, lower --streaming-min-vram or free VRAM%s",
-                    slots, (double)need / 1e9, need, nsz ? sizes[0] : (size_t)0,
+                    "%.3f GB (%zu bytes; largest unit %zu bytes%s), %.3f GB (%zu bytes) "
+                    "available; raise --max-vram, lower --streaming-min-vram or free VRAM%s",
+                    slots, (double)need / 1e9, need, nsz ? sizes[0] : (size_t)0, mb,
                     (double)in->budget / 1e9, in->budget, alt);
 }
 done:

@@ -36,6 +36,10 @@ typedef struct sl_plan_in {
     size_t budget;       /* device bytes for resident units + slots (SIZE_MAX: no limit) */
     int prefetch;        /* >= 1; slots = prefetch + 1 when anything streams */
     bool force_stream_all;
+    /* [n] or NULL: units that must be resident unless force_stream_all (units held across other
+     * units' use, such as a globals unit acquired for a whole pass: streamed, one would occupy
+     * a slot for the whole pass, which the simulation does not model) */
+    const bool *must_resident;
 } sl_plan_in;
 
 typedef struct sl_plan_out {

@@ -59,6 +59,7 @@ typedef struct res_unit {
     void *dev;       /* device copy while loaded (resident units) */
     int slot;        /* slot it occupies while acquired (streamed units), else -1 */
     bool held;
+    bool spans; /* held while other units are acquired: planned resident */
 } res_unit;
 
 typedef enum res_home { HOME_NONE, HOME_MAPPED, HOME_ARENA } res_home;
@@ -108,6 +109,7 @@ struct sl_res {
 
     /* plan */
     bool planned;
+    sl_res_plan_opts popt; /* options of the current plan */
     size_t plan_bytes;
     int prefetch, n_slots;
     size_t slot_bytes;
@@ -135,6 +137,8 @@ struct sl_res {
     /* the pass running now */
     bool in_pass, diverged;
     int n_acq; /* acquires so far in this pass */
+    int n_held; /* units acquired and not released */
+    bool first_done; /* a pass has completed (and re-planning was considered) */
     int *log, cap_log;
     long pass_no; /* passes ended since create: the absolute number of the current pass */
 
@@ -387,6 +391,15 @@ sl_status sl_res_load_host(sl_res *r, sl_err *err) {
 size_t sl_res_host_bytes(const sl_res *r) { return r->home == HOME_ARENA ? r->arena_bytes : 0; }
 
 
+__attribute__((format(printf, 3, 0))) static void fail_ctx(sl_ctx *ctx, sl_status st,
+                                                         const char *fmt, const char *a,
+                                                         const char *b) {
+    if (ctx)
+        sl_ctx_fail(ctx, st, fmt, a, b);
+    else
+        SL_ERROR(fmt, a, b);
+}
+
 /* ---- pass order and epochs ---- */
 
 enum { NSETS = 3 };
@@ -631,31 +644,24 @@ static sl_status pump(sl_res *r) {
 
 /* ---- planning and device placement ---- */
 
-sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err) {
-    SL_ASSERT(r && opt);
-    if (r->loaded) release_device(r);
-    r->planned = false;
+/* Plan in numbers: fill place[unit] (true: resident) and out; *cur_s (may be NULL) receives the
+ * predicted time of the current placement under the same inputs. */
+static sl_status plan_compute(sl_res *r, const sl_res_plan_opts *opt, bool *place,
+                              sl_plan_out *out, double *cur_s, sl_err *err) {
     int n = r->n_units;
-    if (r->home == HOME_MAPPED || mapped_mode(r->be)) {
-        for (int i = 0; i < n; i++) r->units[i].place = SL_UNIT_RESIDENT;
-        r->plan_bytes = 0;
-        r->n_slots = 0;
-        r->slot_bytes = 0;
-        r->planned = true;
-        return SL_OK;
-    }
-    if (!r->order_measured) predict_order(r);
-    /* units in pass order (first use), then any never acquired */
-    int *seq = malloc((size_t)(n ? n : 1) * sizeof *seq);
-    bool *seen = calloc((size_t)(n ? n : 1), sizeof *seen);
-    size_t *bytes = malloc((size_t)(n ? n : 1) * sizeof *bytes);
-    double *cost = malloc((size_t)(n ? n : 1) * sizeof *cost);
-    bool *res = malloc((size_t)(n ? n : 1) * sizeof *res);
+    size_t nn = (size_t)(n ? n : 1);
+    int *seq = malloc(nn * sizeof *seq);
+    bool *seen = calloc(nn, sizeof *seen);
+    size_t *bytes = malloc(nn * sizeof *bytes);
+    double *cost = malloc(nn * sizeof *cost);
+    bool *res = malloc(nn * sizeof *res);
+    bool *must = malloc(nn * sizeof *must);
     sl_status st = SL_OK;
-    if (!seq || !seen || !bytes || !cost || !res) {
+    if (!seq || !seen || !bytes || !cost || !res || !must) {
         st = sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of host memory planning", r->name);
         goto done;
     }
+    /* units in pass order (first use), then any never acquired */
     int k = 0;
     for (int i = 0; i < r->n_order; i++)
         if (!seen[r->order[i]]) seen[seq[k++] = r->order[i]] = true;
@@ -665,38 +671,100 @@ sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err) {
         const res_unit *u = &r->units[seq[i]];
         bytes[i] = u->bytes;
         cost[i] = u->cost_meas >= 0 ? u->cost_meas : u->cost;
+        must[i] = u->spans;
     }
     sl_plan_in in = {.n = n, .bytes = bytes, .cost = cost, .link_gbps = opt->link_gbps,
                      .budget = opt->budget, .prefetch = opt->prefetch,
-                     .force_stream_all = opt->force_stream_all};
-    sl_plan_out out;
-    st = sl_plan_make(&in, res, &out, err);
+                     .force_stream_all = opt->force_stream_all, .must_resident = must};
+    if (cur_s) {
+        for (int i = 0; i < n; i++) res[i] = r->units[seq[i]].place == SL_UNIT_RESIDENT;
+        *cur_s = sl_plan_simulate(&in, res, opt->prefetch + 1, NULL);
+    }
+    st = sl_plan_make(&in, res, out, err);
     if (st != SL_OK) {
         sl_err_prefix(err, "%s: ", r->name);
         goto done;
     }
-    for (int i = 0; i < n; i++) r->units[seq[i]].place = res[i] ? SL_UNIT_RESIDENT : SL_UNIT_STREAMED;
-    r->prefetch = opt->prefetch;
-    r->n_slots = out.slots;
-    r->slot_bytes = out.slot_bytes;
-    r->plan_bytes = out.device_bytes;
-    r->predicted_s = out.pass_s;
-    rebuild_streamed(r);
-    r->planned = true;
-    sl_log(out.n_streamed ? SL_LOG_INFO : SL_LOG_DEBUG,
-           "res[%s] plan: %d resident / %d streamed, %d slots x %.1f MB, %.3f GB of VRAM "
-            "(budget %.3f GB), predicted %.1f ms/pass (compute %.1f ms, link %.1f ms)",
-            r->name, out.n_resident, out.n_streamed, out.slots, (double)out.slot_bytes / 1e6,
-            (double)out.device_bytes / 1e9,
-            opt->budget == SIZE_MAX ? INFINITY : (double)opt->budget / 1e9, out.pass_s * 1e3,
-            out.compute_s * 1e3, out.link_s * 1e3);
+    for (int i = 0; i < n; i++) place[seq[i]] = res[i];
 done:
     free(seq);
     free(seen);
     free(bytes);
     free(cost);
     free(res);
+    free(must);
     return st;
+}
+
+static void plan_apply(sl_res *r, const sl_res_plan_opts *opt, const bool *place,
+                       const sl_plan_out *out) {
+    for (int i = 0; i < r->n_units; i++)
+        r->units[i].place = place[i] ? SL_UNIT_RESIDENT : SL_UNIT_STREAMED;
+    r->popt = *opt;
+    r->prefetch = opt->prefetch;
+    r->n_slots = out->slots;
+    r->slot_bytes = out->slot_bytes;
+    r->plan_bytes = out->device_bytes;
+    r->predicted_s = out->pass_s;
+    rebuild_streamed(r);
+    r->planned = true;
+    sl_log(out->n_streamed ? SL_LOG_INFO : SL_LOG_DEBUG,
+           "res[%s] plan: %d resident / %d streamed, %d slots x %.1f MB, %.3f GB of VRAM "
+           "(budget %.3f GB), predicted %.1f ms/pass (compute %.1f ms, link %.1f ms)",
+           r->name, out->n_resident, out->n_streamed, out->slots, (double)out->slot_bytes / 1e6,
+           (double)out->device_bytes / 1e9,
+           opt->budget == SIZE_MAX ? INFINITY : (double)opt->budget / 1e9, out->pass_s * 1e3,
+           out->compute_s * 1e3, out->link_s * 1e3);
+}
+
+sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err) {
+    SL_ASSERT(r && opt);
+    if (r->loaded) release_device(r);
+    r->planned = false;
+    if (r->home == HOME_MAPPED || mapped_mode(r->be)) {
+        for (int i = 0; i < r->n_units; i++) r->units[i].place = SL_UNIT_RESIDENT;
+        r->plan_bytes = 0;
+        r->n_slots = 0;
+        r->slot_bytes = 0;
+        r->planned = true;
+        return SL_OK;
+    }
+    if (!r->order_measured) predict_order(r);
+    bool *place = malloc((size_t)(r->n_units ? r->n_units : 1) * sizeof *place);
+    if (!place) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of host memory planning", r->name);
+    sl_plan_out out;
+    sl_status st = plan_compute(r, opt, place, &out, NULL, err);
+    if (st == SL_OK) plan_apply(r, opt, place, &out);
+    free(place);
+    return st;
+}
+
+/* After the first measured pass: plan again with the measured costs, the recorded order and the
+ * units seen held across others; switch when the placement changes and the prediction improves
+ * by 2% or more. Between passes: parks and reloads (one-time uploads of the new resident set). */
+static void maybe_replan(sl_res *r, sl_ctx *ctx) {
+    if (!r->planned || r->popt.no_replan || r->popt.force_stream_all || r->n_slots == 0) return;
+    int n = r->n_units;
+    bool *place = malloc((size_t)(n ? n : 1) * sizeof *place);
+    if (!place) return;
+    sl_plan_out out;
+    double cur_s = 0;
+    sl_err e = {0};
+    sl_res_plan_opts opt = r->popt;
+    if (plan_compute(r, &opt, place, &out, &cur_s, &e) == SL_OK) {
+        bool same = true;
+        for (int i = 0; i < n; i++)
+            same = same && place[i] == (r->units[i].place == SL_UNIT_RESIDENT);
+        if (!same && out.pass_s < cur_s * 0.98) {
+            SL_INFO("res[%s]: re-planning with the costs measured on the first pass (predicted "
+                    "%.1f → %.1f ms/pass)",
+                    r->name, cur_s * 1e3, out.pass_s * 1e3);
+            release_device(r);
+            plan_apply(r, &opt, place, &out);
+            if (sl_res_load_device(r, &e) != SL_OK) fail_ctx(ctx, e.status, "%s%s", e.msg, "");
+        }
+    }
+    free(place);
 }
 
 sl_unit_place sl_res_unit_place(const sl_res *r, int unit) {
@@ -756,6 +824,7 @@ static void release_device(sl_res *r) {
     r->loaded = false;
     r->need_load_wait = false;
     r->in_pass = false;
+    r->n_held = 0;
 }
 
 sl_status sl_res_load_device(sl_res *r, sl_err *err) {
@@ -866,14 +935,6 @@ static void set_pointers(sl_res *r, res_unit *u, const uint8_t *base) {
     }
 }
 
-__attribute__((format(printf, 3, 0))) static void fail_ctx(sl_ctx *ctx, sl_status st,
-                                                         const char *fmt, const char *a,
-                                                         const char *b) {
-    if (ctx)
-        sl_ctx_fail(ctx, st, fmt, a, b);
-    else
-        SL_ERROR(fmt, a, b);
-}
 
 void sl_res_begin_pass(sl_res *r, sl_ctx *ctx) {
     if (!r) return;
@@ -914,6 +975,16 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
     r->log = grow(r->log, &r->cap_log, r->n_acq + 1, sizeof *r->log);
     int k = r->n_acq++;
     r->log[k] = unit;
+    if (r->n_held > 0) {
+        /* units held across this acquire span it: they are planned resident from now on */
+        for (int i = 0; i < r->n_units; i++)
+            if (r->units[i].held && !r->units[i].spans) {
+                r->units[i].spans = true;
+                if (r->units[i].place == SL_UNIT_STREAMED)
+                    SL_DEBUG("res[%s]: streamed unit %s is held across other units", r->name,
+                             r->units[i].name);
+            }
+    }
     if (r->home == HOME_MAPPED) {
         /* the mapped file in place: each tensor points at its own (possibly unaligned) bytes */
         for (int i = 0; i < u->n_t; i++) {
@@ -921,6 +992,7 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
             t->dst->data = (void *)t->src;
         }
         u->held = true;
+        r->n_held++;
         return;
     }
     sl_backend *be = r->be;
@@ -937,6 +1009,7 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
         mark(r, t, unit, MK_ACQ);
         set_pointers(r, u, u->dev);
         u->held = true;
+        r->n_held++;
         return;
     }
     bool expected = !r->diverged && k < r->n_order && r->order[k] == unit;
@@ -991,6 +1064,7 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
     sl->held = true;
     u->slot = s;
     u->held = true;
+    r->n_held++;
     set_pointers(r, u, sl->dev);
     t->n_consumed++;
     t->bytes += u->bytes;
@@ -1007,6 +1081,7 @@ void sl_res_release(sl_res *r, int unit, sl_ctx *ctx) {
     res_unit *u = &r->units[unit];
     if (!u->held) return; /* its acquire was skipped after a failure */
     u->held = false;
+    r->n_held--;
     if (r->home == HOME_MAPPED) return;
     sl_backend *be = r->be;
     res_tset *t = &r->ts[r->pass_no % NSETS];
@@ -1068,7 +1143,15 @@ void sl_res_end_pass(sl_res *r, sl_ctx *ctx) {
     }
     /* the previous pass's events are complete once the GPU is this far: read its numbers */
     if (r->pass_no >= 2) finalize(r, &r->ts[(r->pass_no - 2) % NSETS]);
-    if (!t->timed) finalize(r, t); /* counters only: nothing to wait for */
+    bool first = ok && !r->first_done;
+    /* counters only (nothing to wait for), or the first pass: read it now (one host wait) and
+     * re-plan with what it measured */
+    if (!t->timed || first) finalize(r, t);
+    if (first) {
+        r->first_done = true;
+        maybe_replan(r, ctx);
+        if (!r->loaded) return; /* re-planning failed: the context says why */
+    }
     sl_status st = pump(r); /* the first units of the next pass */
     if (st != SL_OK) fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, be->last_error);
 }
@@ -1090,4 +1173,9 @@ int sl_res_format_stats(sl_res *r, char *buf, size_t n) {
                     "%.1f ms, stall %.1f ms, %.1f GB/s, pass %.1f ms",
                     r->name, s.units_resident, s.units_streamed, (double)s.bytes_uploaded / 1e9,
                     s.copy_ms, s.compute_ms, s.stall_ms, gbps, s.pass_ms);
+}
+
+void sl_res_set_unit_spans(sl_res *r, int unit) {
+    SL_ASSERT(r && unit >= 0 && unit < r->n_units);
+    r->units[unit].spans = true;
 }

@@ -49,6 +49,10 @@ void sl_res_add_tensor(sl_res *r, int unit, const sl_wentry *e, int64_t row0, in
 /* Estimated compute seconds of one use of the unit in a pass (planner input; refined by
  * measurement after the first pass). */
 void sl_res_set_unit_cost(sl_res *r, int unit, double seconds);
+/* Declare that `unit` stays acquired while other units are acquired (a globals unit held for a
+ * whole pass). Such units are planned resident: streamed, one would keep a slot for the whole
+ * pass. The engine also notices it on the first pass; declaring it plans right from the start. */
+void sl_res_set_unit_spans(sl_res *r, int unit);
 
 int sl_res_unit_count(const sl_res *r);
 size_t sl_res_unit_bytes(const sl_res *r, int unit); /* packed bytes (256-byte aligned tensors) */
@@ -77,12 +81,17 @@ typedef struct sl_res_plan_opts {
     int prefetch;             /* streaming prefetch depth (>= 1); slots = prefetch + 1 */
     double link_gbps;         /* measured host→device bandwidth, GB/s (0: unknown) */
     bool force_stream_all;    /* testing/benchmarks: plan nothing resident */
+    bool no_replan;           /* keep this plan after the first pass (see below) */
 } sl_res_plan_opts;
 
 /* Choose the placement (residency/planner.h) from the units' bytes and costs in pass order (the
  * recorded order once a pass has run, declaration order before). Parks the component first when
  * it is loaded. SL_ERR_OOM_DEVICE when no placement fits, naming needed vs available bytes. On
- * host-visible backends every unit is resident in the mapped file and the plan needs 0 bytes. */
+ * host-visible backends every unit is resident in the mapped file and the plan needs 0 bytes.
+ * Re-planning: when something streams, the end of the first pass plans again with the measured
+ * unit costs, the recorded order and the units seen held across others; if the placement changes
+ * and the predicted pass time drops by 2% or more, the component is parked and reloaded there and
+ * then (same budget; one-time uploads). opts.no_replan keeps the first plan. */
 sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err);
 sl_unit_place sl_res_unit_place(const sl_res *r, int unit);
 /* Device bytes the current plan needs (resident units + slots). */
