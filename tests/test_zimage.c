@@ -107,10 +107,11 @@ SL_TEST(zimage_config_tiny_derivations) {
 
 #define TINY_SEED 1234u
 
-/* Write the tiny official-layout model (bf16, seed TINY_SEED) to dir/name; drop a tensor or
- * change a shape on request. Returns the path in buf. */
-static sl_status write_tiny(const char *name, const char *drop, const char *reshape, char *buf,
-                            size_t n, sl_err *err) {
+/* Write the tiny official-layout model (seed TINY_SEED; bf16 safetensors unless dt is a GGUF
+ * block type) to the test's scratch dir; drop a tensor or swap a matrix shape on request. Returns
+ * the path in buf. */
+static sl_status write_tiny_dt(const char *name, const char *drop, const char *reshape, sl_dtype dt,
+                               char *buf, size_t n, sl_err *err) {
     snprintf(buf, n, "%s/%s", sl_test_tmpdir(), name);
     sl_synth_list l = {0};
     sl_status st = sl_zimage_synth_list("tiny", "official", &l, err);
@@ -125,10 +126,16 @@ static sl_status write_tiny(const char *name, const char *drop, const char *resh
             l.t[i].ne[1] = a;
         }
     }
-    sl_synth_opts o = {.dtype = SL_DTYPE_BF16, .format = SL_SYNTH_SAFETENSORS, .seed = TINY_SEED};
+    sl_synth_opts o = {.dtype = dt, .seed = TINY_SEED,
+                       .format = sl_dtype_get(dt)->is_quant ? SL_SYNTH_GGUF : SL_SYNTH_SAFETENSORS};
     st = sl_synth_write(&l, &o, buf, err);
     sl_synth_list_free(&l);
     return st;
+}
+
+static sl_status write_tiny(const char *name, const char *drop, const char *reshape, char *buf,
+                            size_t n, sl_err *err) {
+    return write_tiny_dt(name, drop, reshape, SL_DTYPE_BF16, buf, n, err);
 }
 
 /* The ComfyUI layout of the same weights: renamed, q/k/v rows concatenated into qkv, every name
@@ -689,6 +696,39 @@ SL_TEST(zimage_forward_matches_naive_reference) {
     tiny_close(&t);
 }
 
+/* Block-quantised GGUF weights (dequantised per tile by the matmul) against the naive reference
+ * on the same dequantised values. */
+SL_TEST(zimage_forward_quantized_gguf) {
+    sl_backend *be = cpu_backend(false);
+    if (!be) SKIP("no CPU backend");
+    const sl_dtype dts[2] = {SL_DTYPE_Q8_0, SL_DTYPE_Q4_0};
+    for (int k = 0; k < 2; k++) {
+        sl_err err = {0};
+        char path[600], fn[64];
+        snprintf(fn, sizeof fn, "tiny-%s.gguf", sl_dtype_name(dts[k]));
+        REQUIRE_OK(write_tiny_dt(fn, NULL, NULL, dts[k], path, sizeof path, &err), &err);
+        sl_wdir *wd = open_wdir(path, &err);
+        REQUIREF(wd, "%s", err.msg);
+        sl_zimage *m = NULL;
+        REQUIRE_OK(sl_zimage_load(wd, NULL, 0, &m, &err), &err);
+        CHECK(m->blocks[4].w1.dtype == dts[k] && m->blocks[4].attn_norm1.dtype == SL_DTYPE_F32);
+        zcase z;
+        zcase_make(&z, &m->cfg, 6, 10, 0.7f, 1, 33, 0, 17);
+        int64_t n = 16 * 6 * 10;
+        float *got = malloc((size_t)n * 4), *want = malloc((size_t)n * 4);
+        float *outs[2] = {got, NULL};
+        REQUIRE_OK(run_forward(m, NULL, be, &z, outs, NULL, &err), &err);
+        ref_forward(wd, &m->cfg, z.latent, 6, 10, 0.7f, z.cap[0], 33, want);
+        double r = rel_l2(got, want, n);
+        CHECKF(r <= 1e-4, "%s: rel-L2 vs naive reference %.3g", sl_dtype_name(dts[k]), r);
+        free(got), free(want);
+        zcase_free(&z);
+        sl_zimage_free(m);
+        sl_wdir_free(wd);
+    }
+    sl_backend_destroy(be);
+}
+
 SL_TEST(zimage_layout_equivalence_and_prefix) {
     sl_err err = {0};
     tiny t;
@@ -837,6 +877,22 @@ SL_TEST(zimage_residency_matches_direct) {
     REQUIRE_OK(run_forward(m, res, dev, &z, ob, NULL, &err), &err);
     CHECK(memcmp(a, b, (size_t)n * 4) == 0);
     CHECK(memcmp(a2, b2, (size_t)n * 4) == 0);
+    /* every unit streamed through the slot ring, two passes (the second prefetches in the
+     * recorded order): still bit-identical */
+    sl_res_park(res);
+    po.force_stream_all = true;
+    REQUIRE_OK(sl_res_plan(res, &po, &err), &err);
+    REQUIRE_OK(sl_res_load_device(res, &err), &err);
+    for (int pass = 0; pass < 2; pass++) {
+        memset(b, 0, (size_t)n * 4);
+        REQUIRE_OK(run_forward(m, res, dev, &z, ob, NULL, &err), &err);
+        CHECK(memcmp(a, b, (size_t)n * 4) == 0);
+        CHECK(memcmp(a2, b2, (size_t)n * 4) == 0);
+        sl_res_stats rs;
+        sl_res_last_stats(res, &rs);
+        CHECKF(rs.units_streamed == 7 && rs.bytes_uploaded > 0, "streamed %d units, %zu bytes", rs.units_streamed,
+               rs.bytes_uploaded);
+    }
     zcase_free(&z);
     free(a), free(b), free(a2), free(b2);
     sl_zimage_free(m);
@@ -844,4 +900,283 @@ SL_TEST(zimage_residency_matches_direct) {
     sl_backend_destroy(dev);
     sl_backend_destroy(be);
     tiny_close(&t);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* reference fixtures (tools/ref/zimage_dit.py; tests/fixtures/zimage/README.md)              */
+/* ------------------------------------------------------------------------------------------ */
+
+#include "samplers/sampler.h"
+
+static const float *fx_get(const sl_wdir *fx, const char *name, int64_t numel) {
+    const sl_wentry *e = sl_wdir_find(fx, name);
+    if (!e || e->dtype != SL_DTYPE_F32) return NULL;
+    sl_tensor t = sl_wentry_tensor(e);
+    if (sl_tensor_numel(&t) != numel) return NULL;
+    return (const float *)e->data;
+}
+
+/* Copy (the mapped data may be unaligned). */
+static float *fx_copy(const sl_wdir *fx, const char *name, int64_t numel) {
+    const float *p = fx_get(fx, name, numel);
+    if (!p) return NULL;
+    float *v = malloc((size_t)numel * sizeof *v);
+    memcpy(v, p, (size_t)numel * sizeof *v);
+    return v;
+}
+
+/* The fixture's statistics of a few tensors identify the synthetic model it was made from. */
+static bool fx_model_matches(const sl_wdir *fx, const sl_wdir *wd, char *why, size_t n) {
+    static const char *const names[] = {"x_pad_token", "cap_embedder.1.weight", "layers.1.feed_forward.w2.weight",
+                                        "noise_refiner.0.attention.norm_q.weight", "t_embedder.mlp.0.bias"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char key[200];
+        snprintf(key, sizeof key, "check.%s.abssum", names[i]);
+        const char *v = sl_wdir_meta(fx, key);
+        const sl_wentry *e = sl_wdir_find(wd, names[i]);
+        if (!v || !e) {
+            snprintf(why, n, "fixture metadata %s or model tensor missing", key);
+            return false;
+        }
+        sl_tensor t = sl_wentry_tensor(e);
+        int64_t ne = sl_tensor_numel(&t);
+        float *f = malloc((size_t)ne * sizeof *f);
+        sl_dequant_row(e->dtype, e->data, f, ne);
+        double s = 0;
+        for (int64_t k = 0; k < ne; k++) s += fabs((double)f[k]);
+        free(f);
+        double want = strtod(v, NULL);
+        if (fabs(s - want) > 1e-9 * fabs(want) + 1e-12) {
+            snprintf(why, n, "%s: |sum| %.12g here, %.12g in the fixture", names[i], s, want);
+            return false;
+        }
+    }
+    return true;
+}
+
+typedef struct fixture {
+    char path[600];
+    sl_wdir *fx;
+    tiny t;
+    int Hl, Wl, lc[2];
+    float *latent, *cap, *cap_neg;
+} fixture;
+
+/* 1: ready; 0: skip (message in why); -1: failure (message in why). */
+static int fixture_open(fixture *f, char *why, size_t n) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s/tests/fixtures/zimage/zimage_tiny_ref.safetensors", sl_test_root());
+    FILE *fp = fopen(f->path, "rb");
+    if (!fp) {
+        snprintf(why, n, "no fixture %s (made by tools/ref/zimage_dit.py --mode tiny)", f->path);
+        return 0;
+    }
+    fclose(fp);
+    sl_err err = {0};
+    if (!(f->fx = open_wdir(f->path, &err)) || !tiny_open(&f->t, &err)) {
+        snprintf(why, n, "%s", err.msg);
+        return -1;
+    }
+    if (!fx_model_matches(f->fx, f->t.wd, why, n)) return -1;
+    const char *sz = sl_wdir_meta(f->fx, "latent"), *cl = sl_wdir_meta(f->fx, "cap_len");
+    if (!sz || sscanf(sz, "16x%dx%d", &f->Hl, &f->Wl) != 2 || !cl || sscanf(cl, "%d,%d", &f->lc[0], &f->lc[1]) != 2) {
+        snprintf(why, n, "fixture metadata latent/cap_len missing");
+        return -1;
+    }
+    int64_t nl = 16LL * f->Hl * f->Wl, Cc = f->t.m->cfg.cap_dim;
+    f->latent = fx_copy(f->fx, "latent", nl);
+    f->cap = fx_copy(f->fx, "cap", f->lc[0] * Cc);
+    f->cap_neg = fx_copy(f->fx, "cap_neg", f->lc[1] * Cc);
+    if (!f->latent || !f->cap || !f->cap_neg) {
+        snprintf(why, n, "fixture inputs missing or of the wrong size");
+        return -1;
+    }
+    return 1;
+}
+
+static void fixture_close(fixture *f) {
+    free(f->latent), free(f->cap), free(f->cap_neg);
+    tiny_close(&f->t);
+    sl_wdir_free(f->fx);
+}
+
+#define FIXTURE_OR_SKIP(f)                                                                         \
+    char why_[1200];                                                                               \
+    int fo_ = fixture_open(&(f), why_, sizeof why_);                                               \
+    if (fo_ == 0) SKIP("%s", why_);                                                                \
+    if (fo_ < 0) {                                                                                 \
+        fixture_close(&(f));                                                                       \
+        REQUIREF(0, "fixture: %s (regenerate it if the synthetic writer changed)", why_);         \
+    }
+
+/* One DiT pass, f32 on the CPU backend, against diffusers' f32 CPU output (both captions in one
+ * CFG pass). Tolerance: rel-L2 ≤ 1e-4. */
+SL_TEST(zimage_fixture_one_pass) {
+    fixture f;
+    FIXTURE_OR_SKIP(f);
+    sl_backend *be = cpu_backend(false);
+    REQUIRE(be);
+    sl_err err = {0};
+    int64_t n = 16LL * f.Hl * f.Wl;
+    const float *t = fx_get(f.fx, "t", 1), *ref = fx_get(f.fx, "dit_out", n), *refn = fx_get(f.fx, "dit_out_neg", n);
+    REQUIRE(t && ref && refn);
+    zcase z = {.Hl = f.Hl, .Wl = f.Wl, .t = *t, .n_caps = 2, .lc = {f.lc[0], f.lc[1]}, .latent = f.latent,
+               .cap = {f.cap, f.cap_neg}};
+    float *v = malloc((size_t)n * 4), *vn = malloc((size_t)n * 4), *want = malloc((size_t)n * 4);
+    float *o[2] = {v, vn};
+    REQUIRE_OK(run_forward(f.t.m, NULL, be, &z, o, NULL, &err), &err);
+    for (int b = 0; b < 2; b++) {
+        const float *r = b ? refn : ref;
+        for (int64_t i = 0; i < n; i++) want[i] = -r[i]; /* velocity = −DiT output */
+        double e = rel_l2(b ? vn : v, want, n);
+        printf("    branch %d: rel-L2 vs diffusers %.3g\n", b, e);
+        CHECKF(e <= 1e-4, "branch %d: rel-L2 %.3g > 1e-4", b, e);
+    }
+    free(v), free(vn), free(want);
+    sl_backend_destroy(be);
+    fixture_close(&f);
+}
+
+SL_TEST(zimage_fixture_sigmas) {
+    fixture f;
+    FIXTURE_OR_SKIP(f);
+    sl_err err = {0};
+    const int steps[2] = {8, 2};
+    for (int k = 0; k < 2; k++) {
+        char sn[32], tn[32];
+        snprintf(sn, sizeof sn, "sigmas_%d", steps[k]);
+        snprintf(tn, sizeof tn, "times_%d", steps[k]);
+        const float *rs = fx_get(f.fx, sn, steps[k] + 1), *rt = fx_get(f.fx, tn, steps[k]);
+        REQUIRE(rs && rt);
+        float s[9];
+        REQUIRE_OK(sl_sampler_sigmas(SL_SCHED_AUTO, steps[k], 3.0f, s, &err), &err);
+        for (int i = 0; i <= steps[k]; i++) CHECKF(fabsf(s[i] - rs[i]) <= 1e-7f, "%s[%d]: %.9g vs %.9g", sn, i, (double)s[i], (double)rs[i]);
+        for (int i = 0; i < steps[k]; i++) CHECK_NEAR(sl_sampler_zimage_time(s[i]), rt[i], 1e-7);
+    }
+    fixture_close(&f);
+}
+
+/* The pipeline's loop in C: 2 steps without and with CFG, f32 on the CPU backend. */
+static sl_status sample_c(sl_zimage *m, sl_backend *be, zcase *z, int steps, float w, float *x,
+                          float *first, sl_err *err) {
+    int64_t n = 16LL * z->Hl * z->Wl;
+    float s[33], *v = malloc((size_t)n * 4), *vn = malloc((size_t)n * 4), *pred = malloc((size_t)n * 4);
+    sl_status st = sl_sampler_sigmas(SL_SCHED_AUTO, steps, 3.0f, s, err);
+    memcpy(x, z->latent, (size_t)n * 4);
+    const float *lat0 = z->latent;
+    z->latent = x;
+    for (int i = 0; i < steps && !st; i++) {
+        z->t = sl_sampler_zimage_time(s[i]);
+        bool cfg = sl_sampler_cfg_active(w, 1.0f, s[i]);
+        int nc = z->n_caps;
+        z->n_caps = cfg ? 2 : 1;
+        float *o[2] = {v, vn};
+        st = run_forward(m, NULL, be, z, o, NULL, err);
+        z->n_caps = nc;
+        if (st) break;
+        if (cfg) {
+            sl_sampler_cfg_host(pred, v, vn, n, w, 0.0f);
+            memcpy(v, pred, (size_t)n * 4);
+        }
+        sl_sampler_euler_step_host(x, v, n, s[i + 1] - s[i]);
+        if (i == 0 && first) memcpy(first, x, (size_t)n * 4);
+    }
+    z->latent = (float *)lat0;
+    free(v), free(vn), free(pred);
+    return st;
+}
+
+SL_TEST(zimage_fixture_sample) {
+    fixture f;
+    FIXTURE_OR_SKIP(f);
+    sl_backend *be = cpu_backend(false);
+    REQUIRE(be);
+    sl_err err = {0};
+    int64_t n = 16LL * f.Hl * f.Wl;
+    const float *r1 = fx_get(f.fx, "sample2_step1", n), *r2 = fx_get(f.fx, "sample2_final", n);
+    const float *rc = fx_get(f.fx, "sample2_cfg_final", n), *w = fx_get(f.fx, "cfg_scale", 1);
+    REQUIRE(r1 && r2 && rc && w);
+    zcase z = {.Hl = f.Hl, .Wl = f.Wl, .n_caps = 2, .lc = {f.lc[0], f.lc[1]}, .latent = f.latent,
+               .cap = {f.cap, f.cap_neg}};
+    float *x = malloc((size_t)n * 4), *x1 = malloc((size_t)n * 4);
+    REQUIRE_OK(sample_c(f.t.m, be, &z, 2, 0.0f, x, x1, &err), &err);
+    double e1 = rel_l2(x1, r1, n), e2 = rel_l2(x, r2, n);
+    REQUIRE_OK(sample_c(f.t.m, be, &z, 2, *w, x, NULL, &err), &err);
+    double ec = rel_l2(x, rc, n);
+    printf("    rel-L2 vs diffusers: step 1 %.3g, 2 steps %.3g, 2 steps CFG %.3g\n", e1, e2, ec);
+    CHECKF(e1 <= 1e-4 && e2 <= 1e-4 && ec <= 1e-4, "rel-L2 %.3g %.3g %.3g > 1e-4", e1, e2, ec);
+    free(x), free(x1);
+    sl_backend_destroy(be);
+    fixture_close(&f);
+}
+
+/* Full size on the GPU against tools/ref/zimage_dit.py --mode full (bf16, 512², one pass and 8
+ * steps). Needs SLUICE_ZIMAGE_FULL_MODEL (official layout) and SLUICE_ZIMAGE_FULL_REF; writes
+ * sluice's outputs to SLUICE_ZIMAGE_FULL_OUT when set (for the script's --sluice-out). */
+SL_TEST(gpu_zimage_full_reference) {
+    const char *mp = getenv("SLUICE_ZIMAGE_FULL_MODEL"), *rp = getenv("SLUICE_ZIMAGE_FULL_REF");
+    if (!mp || !rp) SKIP("set SLUICE_ZIMAGE_FULL_MODEL and SLUICE_ZIMAGE_FULL_REF");
+    sl_err err = {0};
+    sl_backend *be = NULL;
+    if (sl_backend_create("cuda", 0, &be, &err) != SL_OK) SKIP("no CUDA backend: %s", err.msg);
+    sl_wdir *wd = open_wdir(mp, &err), *fx = open_wdir(rp, &err);
+    REQUIREF(wd && fx, "%s", err.msg);
+    sl_res *res = NULL;
+    REQUIRE_OK(sl_res_create(be, "diffusion model", &res, &err), &err);
+    sl_zimage *m = NULL;
+    REQUIRE_OK(sl_zimage_load(wd, res, 0, &m, &err), &err);
+    REQUIRE_OK(sl_res_set_file(res, 0, mp, &err), &err);
+    REQUIRE_OK(sl_res_load_host(res, &err), &err);
+    sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1};
+    REQUIRE_OK(sl_res_plan(res, &po, &err), &err);
+    REQUIRE_OK(sl_res_load_device(res, &err), &err);
+    int Hl = 64, Wl = 64, lc[2] = {0, 0};
+    const char *cl = sl_wdir_meta(fx, "cap_len");
+    REQUIRE(cl && sscanf(cl, "%d,%d", &lc[0], &lc[1]) == 2);
+    int64_t n = 16LL * Hl * Wl;
+    const float *t = fx_get(fx, "t", 1), *ref = fx_get(fx, "dit_out", n), *r8 = fx_get(fx, "sample8_final", n);
+    float *lat = fx_copy(fx, "latent", n), *cap = fx_copy(fx, "cap", (int64_t)lc[0] * m->cfg.cap_dim);
+    REQUIRE(t && ref && r8 && lat && cap);
+    float *v = malloc((size_t)n * 4), *x = malloc((size_t)n * 4), *raw = malloc((size_t)n * 4);
+    zcase z = {.Hl = Hl, .Wl = Wl, .t = *t, .n_caps = 1, .lc = {lc[0], 0}, .latent = lat, .cap = {cap, NULL}};
+    float *o[2] = {v, NULL};
+    REQUIRE_OK(run_forward(m, res, be, &z, o, NULL, &err), &err); /* warm-up */
+    REQUIRE_OK(run_forward(m, res, be, &z, o, NULL, &err), &err);
+    sl_res_stats rs;
+    sl_res_last_stats(res, &rs);
+    for (int64_t i = 0; i < n; i++) raw[i] = -v[i];
+    double e1 = rel_l2(raw, ref, n);
+    /* 8 steps through the same loop as the tiny fixture (host Euler in f32) */
+    float s[9], *vv = malloc((size_t)n * 4);
+    REQUIRE_OK(sl_sampler_sigmas(SL_SCHED_AUTO, 8, 3.0f, s, &err), &err);
+    memcpy(x, lat, (size_t)n * 4);
+    z.latent = x;
+    for (int i = 0; i < 8; i++) {
+        z.t = sl_sampler_zimage_time(s[i]);
+        float *oo[2] = {vv, NULL};
+        REQUIRE_OK(run_forward(m, res, be, &z, oo, NULL, &err), &err);
+        sl_sampler_euler_step_host(x, vv, n, s[i + 1] - s[i]);
+    }
+    double e8 = rel_l2(x, r8, n);
+    printf("    full 512², bf16: one pass rel-L2 %.3g (%.1f ms/pass), 8 steps rel-L2 %.3g\n", e1, rs.pass_ms, e8);
+    const char *op = getenv("SLUICE_ZIMAGE_FULL_OUT");
+    if (op) {
+        sl_st_writer *w = NULL;
+        int64_t sh[3] = {16, Hl, Wl};
+        REQUIRE_OK(sl_st_writer_open(&w, op, &err), &err);
+        REQUIRE_OK(sl_st_writer_add(w, "dit_out", SL_DTYPE_F32, 3, sh, &err), &err);
+        REQUIRE_OK(sl_st_writer_add(w, "sample8_final", SL_DTYPE_F32, 3, sh, &err), &err);
+        REQUIRE_OK(sl_st_writer_begin_data(w, &err), &err);
+        REQUIRE_OK(sl_st_writer_write(w, raw, (size_t)n * 4, &err), &err);
+        REQUIRE_OK(sl_st_writer_write(w, x, (size_t)n * 4, &err), &err);
+        REQUIRE_OK(sl_st_writer_close(w, &err), &err);
+    }
+    CHECKF(e1 <= 3e-2, "one pass rel-L2 %.3g > 3e-2", e1);
+    CHECKF(e8 <= 5e-2, "8-step rel-L2 %.3g > 5e-2", e8);
+    free(v), free(x), free(raw), free(vv), free(lat), free(cap);
+    sl_zimage_free(m);
+    sl_res_free(res);
+    sl_wdir_free(fx);
+    sl_wdir_free(wd);
+    sl_backend_destroy(be);
 }
