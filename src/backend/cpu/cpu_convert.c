@@ -1,19 +1,25 @@
 /* Row conversions between any float dtype and f32 for the CPU backend. f32/f16/bf16/fp8 are
  * converted here (the hot paths of activations and common weights); block types go through the
  * quant module's sl_dequant_row, which reproduces ggml's dequantisation exactly. */
+#include <pthread.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_impl.h"
 #include "core/quant.h"
 
-/* Until core/quant.c lands, block types are reported unsupported instead of breaking the link.
- * TODO(cpu): drop this weak reference once sl_dequant_row is in the tree. */
-#pragma weak sl_dequant_row
+/* Lookup tables for the 16- and 8-bit float types (exact: built with the core conversions). */
+static float g_f16[65536], g_e4m3[256], g_e5m2[256];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-bool cpu_can_load(sl_dtype dt) {
-    const sl_dtype_info *d = sl_dtype_get(dt);
-    return d->is_float && (!d->is_quant || sl_dequant_row != NULL);
+static void tables_init(void) {
+    for (uint32_t i = 0; i < 65536; i++) g_f16[i] = sl_f16_to_f32((uint16_t)i);
+    for (uint32_t i = 0; i < 256; i++) {
+        g_e4m3[i] = sl_e4m3_to_f32((uint8_t)i);
+        g_e5m2[i] = sl_e5m2_to_f32((uint8_t)i);
+    }
 }
+
+bool cpu_can_load(sl_dtype dt) { return sl_dtype_get(dt)->is_float; }
 
 void cpu_load(sl_dtype dt, const void *src, int64_t off, float *dst, int64_t n) {
     switch (dt) {
@@ -27,18 +33,21 @@ void cpu_load(sl_dtype dt, const void *src, int64_t off, float *dst, int64_t n) 
         return;
     }
     case SL_DTYPE_F16: {
+        pthread_once(&g_once, tables_init);
         const uint16_t *s = (const uint16_t *)src + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = sl_f16_to_f32(s[i]);
+        for (int64_t i = 0; i < n; i++) dst[i] = g_f16[s[i]];
         return;
     }
     case SL_DTYPE_F8_E4M3: {
+        pthread_once(&g_once, tables_init);
         const uint8_t *s = (const uint8_t *)src + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = sl_e4m3_to_f32(s[i]);
+        for (int64_t i = 0; i < n; i++) dst[i] = g_e4m3[s[i]];
         return;
     }
     case SL_DTYPE_F8_E5M2: {
+        pthread_once(&g_once, tables_init);
         const uint8_t *s = (const uint8_t *)src + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = sl_e5m2_to_f32(s[i]);
+        for (int64_t i = 0; i < n; i++) dst[i] = g_e5m2[s[i]];
         return;
     }
     default: {
