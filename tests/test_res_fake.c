@@ -100,6 +100,9 @@ static sl_status rf_alloc(sl_backend *be, size_t bytes, void **out, sl_err *err)
 static sl_status rf_host_alloc(sl_backend *be, size_t bytes, void **out, sl_err *err) {
     rf *f = F(be);
     void *p = NULL;
+    if (f->o.host_limit && f->host_used + bytes > f->o.host_limit)
+        return sl_err_set(err, SL_ERR_OOM_HOST, "rf: cannot pin %zu bytes (%zu in use, limit %zu)",
+                          bytes, f->host_used, f->o.host_limit);
     if (posix_memalign(&p, 256, bytes ? bytes : 1))
         return sl_err_set(err, SL_ERR_OOM_HOST, "rf: no memory");
     add_mem(f, p, bytes ? bytes : 1, false);

@@ -290,6 +290,15 @@ sl_status sl_res_set_file(sl_res *r, int file, const char *path, sl_err *err) {
     return SL_OK;
 }
 
+sl_status sl_res_set_wdir(sl_res *r, const sl_wdir *d, sl_err *err) {
+    SL_ASSERT(r && d);
+    for (int i = 0; i < sl_wdir_file_count(d); i++) {
+        sl_status st = sl_res_set_file(r, i, sl_wdir_file_path(d, i), err);
+        if (st != SL_OK) return st;
+    }
+    return SL_OK;
+}
+
 /* Read n bytes at off of fd into dst, all of them. */
 static sl_status pread_all(int fd, uint8_t *dst, size_t n, uint64_t off, const char *path,
                            sl_err *err) {
@@ -854,7 +863,7 @@ sl_status sl_res_load_device(sl_res *r, sl_err *err) {
     }
     r->loaded = true; /* from here on release_device undoes a partial load */
     if (r->n_slots) {
-        size_t sb = (size_t)r->n_slots * r->slot_bytes;
+        size_t sb = SL_MAX((size_t)r->n_slots * r->slot_bytes, (size_t)RES_ALIGN);
         if ((st = be->vt->alloc(be, sb, &r->slot_block, &e2)) != SL_OK) {
             r->slot_block = NULL;
             be->vt->mem_info(be, &fr, &tot);

@@ -67,6 +67,8 @@ const char *sl_res_name(const sl_res *r);
  * cache) instead of copying from the mapping. Optional: without it the mapped bytes are copied.
  * `path` is copied. */
 sl_status sl_res_set_file(sl_res *r, int file, const char *path, sl_err *err);
+/* sl_res_set_file for every file of a weight directory (the usual call, by the pipeline). */
+sl_status sl_res_set_wdir(sl_res *r, const sl_wdir *d, sl_err *err);
 /* Pack every unit's tensors contiguously into the host home. On host-visible backends without
  * device emulation the mapped file is used in place (no copy). Device backends get one pinned
  * arena (be->vt->host_alloc) of sl_res_total_bytes(); SL_ERR_OOM_HOST names the bytes needed. */
