@@ -288,3 +288,35 @@ SL_TEST(ops_queue_plain_mode) {
     be->vt->free(be, d);
     sl_backend_destroy(be);
 }
+
+/* The emulation exposes a missing wait the way a GPU would: with uploads slowed down, compute
+ * that does not wait on the copy's event reads the slot's old contents (NaN fill). */
+SL_TEST(ops_queue_missing_wait_is_visible) {
+    setenv("SLUICE_CPU_COPY_DELAY_US", "50000", 1);
+    sl_backend *be = make_dev(0);
+    unsetenv("SLUICE_CPU_COPY_DELAY_US");
+    REQUIRE(be);
+    sl_err err = {0};
+    enum { N = 256 };
+    float *h = NULL;
+    void *arena = NULL;
+    REQUIRE_OK(be->vt->host_alloc(be, N * sizeof(float), (void **)&h, &err), &err);
+    REQUIRE_OK(be->vt->alloc(be, 2 * N * sizeof(float), &arena, &err), &err);
+    for (int i = 0; i < N; i++) h[i] = 1.0f;
+    sl_ctx c;
+    sl_ctx_init(&c, be, arena, 2 * N * sizeof(float));
+    sl_tensor slot = sl_new1(&c, SL_DTYPE_F32, N), y = sl_new1(&c, SL_DTYPE_F32, N);
+    REQUIRE(be->vt->upload(be, SL_QUEUE_COPY, slot.data, h, N * sizeof(float)) == SL_OK);
+    sl_op_scale(&c, &y, &slot, 1.0f, 0.0f); /* no queue_wait: a bug in the caller */
+    float out[N];
+    sl_download(&c, out, &y);
+    REQUIRE(sl_ctx_status(&c) == SL_OK);
+    CHECK(isnan(out[0]) && isnan(out[N - 1]));
+    REQUIRE(be->vt->sync(be) == SL_OK);
+    sl_op_scale(&c, &y, &slot, 1.0f, 0.0f);
+    sl_download(&c, out, &y);
+    CHECK(out[0] == 1.0f && out[N - 1] == 1.0f);
+    be->vt->host_free(be, h);
+    be->vt->free(be, arena);
+    sl_backend_destroy(be);
+}
