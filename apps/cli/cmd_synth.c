@@ -19,8 +19,6 @@
 #include "core/quant.h"
 #include "models/synth.h"
 
-#pragma weak sl_qwen3_synth_list
-#pragma weak sl_fluxvae_synth_list
 
 typedef sl_status (*list_fn)(const char *, const char *, sl_synth_list *, sl_err *);
 
