@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/threads.h"
 #include "residency/planner.h"
 
 #define RES_ALIGN 256
@@ -316,51 +318,106 @@ static sl_status pread_all(int fd, uint8_t *dst, size_t n, uint64_t off, const c
     return SL_OK;
 }
 
-/* Fill the arena: unit by unit, tensor by tensor, with pread from the files whose paths are known
- * (dropping what was read from the page cache so RAM holds one copy), else from the mapping. */
-static sl_status fill_arena(sl_res *r, sl_err *err) {
-    int *fds = NULL;
-    sl_status st = SL_OK;
-    if (r->n_files) {
-        fds = malloc((size_t)r->n_files * sizeof *fds);
-        if (!fds) return sl_err_set(err, SL_ERR_OOM_HOST, "residency: out of host memory");
-        for (int i = 0; i < r->n_files; i++) fds[i] = -1;
+/* One piece of the arena fill: n bytes of file `file` at `off` (or of the mapping at src). */
+typedef struct read_job {
+    uint8_t *dst;
+    const uint8_t *src;
+    int file;
+    uint64_t off;
+    size_t n;
+} read_job;
+
+typedef struct read_ctx {
+    const read_job *jobs;
+    int n_jobs;
+    const int *fds;
+    char *const *paths;
+    pthread_mutex_t mu;
+    int next;
+    sl_status st;
+    sl_err *err;
+} read_ctx;
+
+enum { READ_CHUNK = 64 << 20, READ_THREADS = 4 };
+
+/* Reader thread: takes jobs in order until none is left or one failed. pread goes straight into
+ * the pinned arena; what was read is dropped from the page cache so RAM holds one copy. */
+static void *reader(void *arg) {
+    read_ctx *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int i = c->st == SL_OK && c->next < c->n_jobs ? c->next++ : -1;
+        pthread_mutex_unlock(&c->mu);
+        if (i < 0) return NULL;
+        const read_job *j = &c->jobs[i];
+        sl_err e = {0};
+        sl_status st = SL_OK;
+        if (j->file >= 0) {
+            st = pread_all(c->fds[j->file], j->dst, j->n, j->off, c->paths[j->file], &e);
+            if (st == SL_OK)
+                posix_fadvise(c->fds[j->file], (off_t)j->off, (off_t)j->n, POSIX_FADV_DONTNEED);
+        } else {
+            memcpy(j->dst, j->src, j->n);
+        }
+        if (st != SL_OK) {
+            pthread_mutex_lock(&c->mu);
+            if (c->st == SL_OK) {
+                c->st = st;
+                sl_err_set(c->err, st, "%s", e.msg);
+            }
+            pthread_mutex_unlock(&c->mu);
+        }
     }
+}
+
+/* Fill the arena: zero the padding, then read every tensor (in ≤ 64 MiB pieces, by up to four
+ * threads) from the files whose paths are known, else from the mapping. */
+static sl_status fill_arena(sl_res *r, sl_err *err) {
+    int nf = r->n_files;
+    int *fds = malloc((size_t)(nf ? nf : 1) * sizeof *fds);
+    int n_jobs = 0, cap = 0;
+    read_job *jobs = NULL;
+    sl_status st = SL_OK;
+    if (!fds) return sl_err_set(err, SL_ERR_OOM_HOST, "residency: out of host memory");
+    for (int i = 0; i < nf; i++) fds[i] = -1;
     for (int ui = 0; ui < r->n_units && st == SL_OK; ui++) {
         res_unit *u = &r->units[ui];
         uint8_t *base = r->arena + u->host_off;
+        size_t end = 0;
         for (int k = 0; k < u->n_t && st == SL_OK; k++) {
             const res_tensor *t = &r->tensors[u->tix[k]];
-            uint8_t *dst = base + t->off;
-            const char *path = t->file < r->n_files ? r->files[t->file] : NULL;
-            if (path) {
-                if (fds[t->file] < 0) {
-                    fds[t->file] = open(path, O_RDONLY | O_CLOEXEC);
-                    if (fds[t->file] < 0) {
-                        st = sl_err_set(err, SL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-                        break;
-                    }
-                }
-                st = pread_all(fds[t->file], dst, t->nbytes, t->file_off, path, err);
-                if (st == SL_OK && t->nbytes)
-                    posix_fadvise(fds[t->file], (off_t)t->file_off, (off_t)t->nbytes,
-                                  POSIX_FADV_DONTNEED);
-            } else if (t->nbytes) {
-                memcpy(dst, t->src, t->nbytes);
-            }
-        }
-        /* padding between tensors: defined bytes (uploads copy whole units) */
-        size_t end = 0;
-        for (int k = 0; k < u->n_t; k++) {
-            const res_tensor *t = &r->tensors[u->tix[k]];
-            if (t->off > end) memset(base + end, 0, t->off - end);
+            if (t->off > end) memset(base + end, 0, t->off - end); /* defined padding */
             end = t->off + t->nbytes;
+            const char *path = t->file < nf ? r->files[t->file] : NULL;
+            if (path && fds[t->file] < 0 && (fds[t->file] = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+                st = sl_err_set(err, SL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+                break;
+            }
+            for (size_t o = 0; o < t->nbytes; o += READ_CHUNK) {
+                jobs = grow(jobs, &cap, n_jobs + 1, sizeof *jobs);
+                jobs[n_jobs++] = (read_job){.dst = base + t->off + o, .src = t->src + o,
+                                            .file = path ? t->file : -1, .off = t->file_off + o,
+                                            .n = SL_MIN((size_t)READ_CHUNK, t->nbytes - o)};
+            }
         }
         if (u->bytes > end) memset(base + end, 0, u->bytes - end);
     }
-    for (int i = 0; i < r->n_files; i++)
+    if (st == SL_OK && n_jobs) {
+        read_ctx c = {.jobs = jobs, .n_jobs = n_jobs, .fds = fds, .paths = r->files, .err = err};
+        pthread_mutex_init(&c.mu, NULL);
+        pthread_t th[READ_THREADS];
+        int nt = SL_MIN(SL_MIN(READ_THREADS, sl_cpu_count()), n_jobs), started = 0;
+        for (int i = 1; i < nt; i++)
+            if (pthread_create(&th[started], NULL, reader, &c) == 0) started++;
+        reader(&c); /* this thread reads too */
+        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+        pthread_mutex_destroy(&c.mu);
+        st = c.st;
+    }
+    for (int i = 0; i < nf; i++)
         if (fds[i] >= 0) close(fds[i]);
     free(fds);
+    free(jobs);
     return st;
 }
 
