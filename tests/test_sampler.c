@@ -52,7 +52,8 @@ SL_TEST(sampler_schedules_match_sdcpp_formulas) {
         REQUIRE_OK(sl_sampler_sigmas(ke[k], 10, shift, s, &err), &err);
         CHECK_NEAR(s[0], 1.0, 1e-6);
         CHECK_NEAR(s[9], sl_sampler_flow_sigma(shift, 0.0f), 1e-6);
-        for (int i = 0; i < 9; i++) CHECK(s[i] > s[i + 1]);
+        for (int i = 0; i < 9; i++)
+            CHECK(s[i] > s[i + 1]);
         CHECK(s[10] == 0.0f);
     }
     /* exponential midpoint is the geometric mean */
@@ -77,10 +78,12 @@ SL_TEST(sampler_schedules_match_sdcpp_formulas) {
         sl_sampler_zimage_reference_sigmas(n, shift, r);
         REQUIRE_OK(sl_sampler_sigmas(SL_SCHED_AUTO, n, shift, s, &err), &err);
         CHECK(memcmp(s, r, (size_t)(n + 1) * sizeof *s) == 0);
-        for (int i = 0; i < n; i++) CHECK_NEAR(r[i], 3.0 * (1.0 - (double)i / n) / (1 + 2.0 * (1.0 - (double)i / n)), 1e-6);
+        for (int i = 0; i < n; i++)
+            CHECK_NEAR(r[i], 3.0 * (1.0 - (double)i / n) / (1 + 2.0 * (1.0 - (double)i / n)), 1e-6);
         REQUIRE_OK(sl_sampler_sigmas(SL_SCHED_SIMPLE, n, shift, s, &err), &err);
         double md = 0;
-        for (int i = 0; i <= n; i++) md = fmax(md, fabs((double)s[i] - r[i]));
+        for (int i = 0; i <= n; i++)
+            md = fmax(md, fabs((double)s[i] - r[i]));
         if (1000 % n == 0) CHECKF(md < 1e-6, "simple n=%d differs from the reference by %g", n, md);
         if (n == 3) CHECK(md > 1e-4); /* 1000/3 is not whole: simple drifts */
     }
@@ -143,7 +146,8 @@ SL_TEST(sampler_parse_sigmas) {
     const char *bad[] = {"", "[]", "1,,2", "1, x", "[1, 2", "1 2", "-0.5", "nan", "1e99"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sl_err e = {0};
-        CHECKF(sl_sampler_parse_sigmas(bad[i], v, 15, &n, &e) == SL_ERR_INVALID_ARG, "'%s' accepted", bad[i]);
+        CHECKF(sl_sampler_parse_sigmas(bad[i], v, 15, &n, &e) == SL_ERR_INVALID_ARG,
+               "'%s' accepted", bad[i]);
     }
     sl_err e = {0};
     CHECK(sl_sampler_parse_sigmas("1,2,3", v, 2, &n, &e) == SL_ERR_INVALID_ARG);
@@ -158,7 +162,8 @@ SL_TEST(sampler_cfg_host) {
     /* normalisation caps ‖pred‖ at k·‖pos‖ */
     sl_sampler_cfg_host(pred, pos, neg, 4, 2.0f, 1.0f);
     double np = 0, nq = 0;
-    for (int i = 0; i < 4; i++) np += pos[i] * pos[i], nq += pred[i] * pred[i];
+    for (int i = 0; i < 4; i++)
+        np += pos[i] * pos[i], nq += pred[i] * pred[i];
     CHECK_NEAR(sqrt(nq), sqrt(np), 1e-5);
     CHECK_NEAR(pred[3] / pred[0], 20.0 / 3.0, 1e-5);
     /* a large k leaves pred alone */
@@ -186,7 +191,8 @@ SL_TEST(sampler_euler_and_cfg_on_backend) {
     REQUIRE(posix_memalign(&arena, 256, cap) == 0);
     sl_ctx ctx;
     sl_ctx_init(&ctx, be, arena, cap);
-    sl_tensor tx = sl_new3(&ctx, SL_DTYPE_F32, 16, 8, 6), tv = sl_new3(&ctx, SL_DTYPE_F32, 16, 8, 6);
+    sl_tensor tx = sl_new3(&ctx, SL_DTYPE_F32, 16, 8, 6),
+              tv = sl_new3(&ctx, SL_DTYPE_F32, 16, 8, 6);
     sl_tensor tn = sl_new3(&ctx, SL_DTYPE_F32, 16, 8, 6);
     /* Euler */
     sl_upload(&ctx, &tx, x);
@@ -196,7 +202,8 @@ SL_TEST(sampler_euler_and_cfg_on_backend) {
     memcpy(hx, x, sizeof x);
     sl_sampler_euler_step_host(hx, v, N, -0.2f);
     REQUIRE(ctx.status == SL_OK);
-    for (int i = 0; i < N; i++) CHECK_NEAR(out[i], hx[i], 1e-6);
+    for (int i = 0; i < N; i++)
+        CHECK_NEAR(out[i], hx[i], 1e-6);
     /* CFG with and without normalisation */
     const float ks[2] = {0.0f, 1.1f};
     for (int k = 0; k < 2; k++) {
@@ -206,7 +213,8 @@ SL_TEST(sampler_euler_and_cfg_on_backend) {
         sl_download(&ctx, out, &tv);
         sl_sampler_cfg_host(hp, v, neg, N, 3.0f, ks[k]);
         REQUIRE(ctx.status == SL_OK);
-        for (int i = 0; i < N; i++) CHECK_NEAR(out[i], hp[i], 1e-5);
+        for (int i = 0; i < N; i++)
+            CHECK_NEAR(out[i], hp[i], 1e-5);
     }
     free(arena);
     sl_backend_destroy(be);

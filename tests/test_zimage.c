@@ -17,7 +17,8 @@ static long long synth_params(const sl_synth_list *l) {
     long long n = 0;
     for (int i = 0; i < l->n; i++) {
         long long e = 1;
-        for (int d = 0; d < l->t[i].ndim; d++) e *= l->t[i].ne[d];
+        for (int d = 0; d < l->t[i].ndim; d++)
+            e *= l->t[i].ne[d];
         n += e;
     }
     return n;
@@ -73,7 +74,8 @@ SL_TEST(zimage_synth_names_and_shapes) {
     REQUIRE(t && t->ne[0] == 384 && t->ne[1] == 256);
     /* every quantisable row is whole q8_0 / q4_0 blocks */
     for (int i = 0; i < c.n; i++)
-        if (!c.t[i].keep_float && c.t[i].ndim == 2) CHECKF(c.t[i].ne[1] % 32 == 0, "%s", c.t[i].name);
+        if (!c.t[i].keep_float && c.t[i].ndim == 2)
+            CHECKF(c.t[i].ne[1] % 32 == 0, "%s", c.t[i].name);
     free(c.t);
 
     sl_synth_list bad = {0};
@@ -126,7 +128,8 @@ static sl_status write_tiny_dt(const char *name, const char *drop, const char *r
             l.t[i].ne[1] = a;
         }
     }
-    sl_synth_opts o = {.dtype = dt, .seed = TINY_SEED,
+    sl_synth_opts o = {.dtype = dt,
+                       .seed = TINY_SEED,
                        .format = sl_dtype_get(dt)->is_quant ? SL_SYNTH_GGUF : SL_SYNTH_SAFETENSORS};
     st = sl_synth_write(&l, &o, buf, err);
     sl_synth_list_free(&l);
@@ -165,7 +168,8 @@ static sl_status write_comfy_from(const sl_wdir *wd, const sl_zimage_config *c, 
             for (int r = 0; r < SL_ZIMAGE_B_COUNT; r++) {
                 if (kind == SL_ZIMAGE_CONTEXT_REFINER && r >= SL_ZIMAGE_B_ADA_W) continue;
                 if (r == SL_ZIMAGE_B_WK || r == SL_ZIMAGE_B_WV) continue;
-                sl_zimage_block_name(SL_ZIMAGE_COMFY, (sl_zimage_block_kind)kind, i, (sl_zimage_brole)r, cn, sizeof cn);
+                sl_zimage_block_name(SL_ZIMAGE_COMFY, (sl_zimage_block_kind)kind, i,
+                                     (sl_zimage_brole)r, cn, sizeof cn);
                 snprintf(full, sizeof full, "%s%s", prefix, cn);
                 int k = r == SL_ZIMAGE_B_WQ ? 3 : 1;
                 for (int j = 0; j < k; j++) {
@@ -175,7 +179,8 @@ static sl_status write_comfy_from(const sl_wdir *wd, const sl_zimage_config *c, 
                     SL_ASSERT(src[nt][j]);
                 }
                 int64_t ne[4] = {src[nt][0]->ne[0] * k, src[nt][0]->ne[1]};
-                if ((st = sl_st_writer_add(w, full, src[nt][0]->dtype, src[nt][0]->ndim, ne, err))) goto fail;
+                if ((st = sl_st_writer_add(w, full, src[nt][0]->dtype, src[nt][0]->ndim, ne, err)))
+                    goto fail;
                 nsrc[nt++] = k;
                 SL_ASSERT(nt < MAXT);
             }
@@ -239,7 +244,8 @@ static sl_status run_forward(sl_zimage *m, sl_res *res, sl_backend *be, const zc
     const sl_zimage_config *c = &m->cfg;
     bool measure = !strcmp(be->info.name, "measure");
     size_t io = 2 * SL_ALIGN_UP((size_t)c->in_ch * z->Hl * z->Wl * 4, 256) * 2 + 4096;
-    for (int b = 0; b < z->n_caps; b++) io += SL_ALIGN_UP((size_t)z->lc[b] * c->cap_dim * 4, 256);
+    for (int b = 0; b < z->n_caps; b++)
+        io += SL_ALIGN_UP((size_t)z->lc[b] * c->cap_dim * 4, 256);
     size_t need = sl_zimage_arena_bytes(c, be->info.act_dtype, z->Hl, z->Wl, z->lc, z->n_caps) + io;
     void *arena = NULL;
     if (!measure) {
@@ -259,7 +265,8 @@ static sl_status run_forward(sl_zimage *m, sl_res *res, sl_backend *be, const zc
         vel[b] = sl_new3(&ctx, SL_DTYPE_F32, c->in_ch, z->Hl, z->Wl);
     }
     sl_upload(&ctx, &lat, z->latent);
-    for (int b = 0; b < z->n_caps; b++) sl_upload(&ctx, &caps[b], z->cap[b]);
+    for (int b = 0; b < z->n_caps; b++)
+        sl_upload(&ctx, &caps[b], z->cap[b]);
     const sl_tensor *cp[2] = {&caps[0], &caps[1]};
     sl_tensor *vp[2] = {&vel[0], &vel[1]};
     size_t before = sl_ctx_mark(&ctx);
@@ -267,7 +274,8 @@ static sl_status run_forward(sl_zimage *m, sl_res *res, sl_backend *be, const zc
     sl_status st = sl_zimage_forward(m, res, &ctx, &lat, z->t, cp, z->n_caps, vp, err);
     if (peak) *peak = ctx.peak - before;
     if (!st && out)
-        for (int b = 0; b < z->n_caps; b++) sl_download(&ctx, out[b], &vel[b]);
+        for (int b = 0; b < z->n_caps; b++)
+            sl_download(&ctx, out[b], &vel[b]);
     if (!st) st = sl_ctx_take_error(&ctx, err);
     if (arena) {
         if (be->info.is_device)
@@ -303,18 +311,21 @@ static float *wget(const sl_wdir *wd, const char *name, int64_t want) {
     SL_ASSERTF(e, "reference: %s missing", name);
     sl_tensor t = sl_wentry_tensor(e);
     int64_t n = sl_tensor_numel(&t);
-    SL_ASSERTF(n == want, "reference: %s has %lld elements, want %lld", name, (long long)n, (long long)want);
+    SL_ASSERTF(n == want, "reference: %s has %lld elements, want %lld", name, (long long)n,
+               (long long)want);
     float *v = malloc((size_t)n * sizeof *v);
     sl_dequant_row(e->dtype, e->data, v, n);
     return v;
 }
 
 /* y[M,N] = x[M,K]·W[N,K]ᵀ + b */
-static void ref_linear(float *y, const float *x, const float *W, const float *b, int M, int N, int K) {
+static void ref_linear(float *y, const float *x, const float *W, const float *b, int M, int N,
+                       int K) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = b ? b[j] : 0.0;
-            for (int k = 0; k < K; k++) s += (double)x[(size_t)i * K + k] * W[(size_t)j * K + k];
+            for (int k = 0; k < K; k++)
+                s += (double)x[(size_t)i * K + k] * W[(size_t)j * K + k];
             y[(size_t)i * N + j] = (float)s;
         }
 }
@@ -322,13 +333,17 @@ static void ref_linear(float *y, const float *x, const float *W, const float *b,
 static void ref_rms(float *y, const float *x, const float *w, int M, int D, float eps) {
     for (int i = 0; i < M; i++) {
         double ss = 0;
-        for (int k = 0; k < D; k++) ss += (double)x[(size_t)i * D + k] * x[(size_t)i * D + k];
+        for (int k = 0; k < D; k++)
+            ss += (double)x[(size_t)i * D + k] * x[(size_t)i * D + k];
         double r = 1.0 / sqrt(ss / D + eps);
-        for (int k = 0; k < D; k++) y[(size_t)i * D + k] = (float)(x[(size_t)i * D + k] * r * w[k]);
+        for (int k = 0; k < D; k++)
+            y[(size_t)i * D + k] = (float)(x[(size_t)i * D + k] * r * w[k]);
     }
 }
 
-static double silu(double v) { return v / (1.0 + exp(-v)); }
+static double silu(double v) {
+    return v / (1.0 + exp(-v));
+}
 
 /* One branch: velocity [16, Hl, Wl] = −DiT(latent, t, cap). */
 static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const float *latent, int Hl,
@@ -349,7 +364,8 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
     float *w2 = wget(wd, "t_embedder.mlp.2.weight", (int64_t)A * c->t_mid);
     float *b2 = wget(wd, "t_embedder.mlp.2.bias", A);
     ref_linear(h1, tf, w0, b0, 1, c->t_mid, 256);
-    for (int k = 0; k < c->t_mid; k++) h1[k] = (float)silu(h1[k]);
+    for (int k = 0; k < c->t_mid; k++)
+        h1[k] = (float)silu(h1[k]);
     ref_linear(cvec, h1, w2, b2, 1, A, c->t_mid);
     free(w0), free(b0), free(w2), free(b2);
 
@@ -367,7 +383,8 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
     float *xb = wget(wd, "all_x_embedder.2-1.bias", D);
     ref_linear(x, feat, xw, xb, Ni, D, 64);
     float *xpad = wget(wd, "x_pad_token", D);
-    for (int r = Ni; r < Nip; r++) memcpy(x + (size_t)r * D, xpad, (size_t)D * 4);
+    for (int r = Ni; r < Nip; r++)
+        memcpy(x + (size_t)r * D, xpad, (size_t)D * 4);
     free(feat), free(xw), free(xb), free(xpad);
     /* caption tokens */
     float *cn = malloc((size_t)Lc * c->cap_dim * sizeof *cn);
@@ -377,16 +394,20 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
     ref_rms(cn, cap, cw0, Lc, c->cap_dim, 1e-5f);
     ref_linear(x + (size_t)Nip * D, cn, cw1, cb1, Lc, D, c->cap_dim);
     float *cpad = wget(wd, "cap_pad_token", D);
-    for (int r = Nip + Lc; r < N; r++) memcpy(x + (size_t)r * D, cpad, (size_t)D * 4);
+    for (int r = Nip + Lc; r < N; r++)
+        memcpy(x + (size_t)r * D, cpad, (size_t)D * 4);
     free(cn), free(cw0), free(cw1), free(cb1), free(cpad);
 
     /* positions and rotations, written out independently of the model code */
     int *pos = malloc((size_t)N * 3 * sizeof *pos);
     for (int r = 0; r < N; r++) {
         int *p = pos + 3 * r;
-        if (r < Ni) p[0] = Lcp + 1, p[1] = r / Wt, p[2] = r % Wt;
-        else if (r < Nip) p[0] = p[1] = p[2] = 0;
-        else p[0] = r - Nip + 1, p[1] = p[2] = 0;
+        if (r < Ni)
+            p[0] = Lcp + 1, p[1] = r / Wt, p[2] = r % Wt;
+        else if (r < Nip)
+            p[0] = p[1] = p[2] = 0;
+        else
+            p[0] = r - Nip + 1, p[1] = p[2] = 0;
     }
     double *cs = malloc((size_t)N * Dh * sizeof *cs); /* cos, sin per pair */
     for (int r = 0; r < N; r++)
@@ -398,8 +419,10 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
             cs[(size_t)r * Dh + 2 * q + 1] = sin(ang);
         }
 
-    float *h = malloc((size_t)N * D * 4), *q = malloc((size_t)N * D * 4), *k = malloc((size_t)N * D * 4);
-    float *v = malloc((size_t)N * D * 4), *o = malloc((size_t)N * D * 4), *a = malloc((size_t)N * D * 4);
+    float *h = malloc((size_t)N * D * 4), *q = malloc((size_t)N * D * 4),
+          *k = malloc((size_t)N * D * 4);
+    float *v = malloc((size_t)N * D * 4), *o = malloc((size_t)N * D * 4),
+          *a = malloc((size_t)N * D * 4);
     float *g = malloc((size_t)N * F * 4), *u = malloc((size_t)N * F * 4);
     double *sc = malloc((size_t)N * sizeof *sc);
     static const char *const kinds[3] = {"noise_refiner", "context_refiner", "layers"};
@@ -412,7 +435,8 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
             double mod[4][4096];
             SL_ASSERT(D <= 4096);
             for (int j = 0; j < 4; j++)
-                for (int e = 0; e < D; e++) mod[j][e] = 1.0; /* unmodulated: scale 1, gate 1 */
+                for (int e = 0; e < D; e++)
+                    mod[j][e] = 1.0; /* unmodulated: scale 1, gate 1 */
             if (kind != 1) {
                 float *aw = W("adaLN_modulation.0.weight", (int64_t)4 * D * A);
                 float *ab = W("adaLN_modulation.0.bias", 4 * D);
@@ -425,15 +449,19 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
             }
             float *n1 = W("attention_norm1.weight", D), *n2 = W("attention_norm2.weight", D);
             float *f1 = W("ffn_norm1.weight", D), *f2 = W("ffn_norm2.weight", D);
-            float *wq = W("attention.to_q.weight", (int64_t)D * D), *wk = W("attention.to_k.weight", (int64_t)D * D);
-            float *wv = W("attention.to_v.weight", (int64_t)D * D), *wo = W("attention.to_out.0.weight", (int64_t)D * D);
+            float *wq = W("attention.to_q.weight", (int64_t)D * D),
+                  *wk = W("attention.to_k.weight", (int64_t)D * D);
+            float *wv = W("attention.to_v.weight", (int64_t)D * D),
+                  *wo = W("attention.to_out.0.weight", (int64_t)D * D);
             float *nq = W("attention.norm_q.weight", Dh), *nk = W("attention.norm_k.weight", Dh);
-            float *w1 = W("feed_forward.w1.weight", (int64_t)F * D), *w3 = W("feed_forward.w3.weight", (int64_t)F * D);
+            float *w1 = W("feed_forward.w1.weight", (int64_t)F * D),
+                  *w3 = W("feed_forward.w3.weight", (int64_t)F * D);
             float *ww2 = W("feed_forward.w2.weight", (int64_t)D * F);
 #undef W
             ref_rms(h, xs, n1, n, D, 1e-5f);
             for (int r = 0; r < n; r++)
-                for (int e = 0; e < D; e++) h[(size_t)r * D + e] = (float)(h[(size_t)r * D + e] * mod[0][e]);
+                for (int e = 0; e < D; e++)
+                    h[(size_t)r * D + e] = (float)(h[(size_t)r * D + e] * mod[0][e]);
             ref_linear(q, h, wq, NULL, n, D, D);
             ref_linear(k, h, wk, NULL, n, D, D);
             ref_linear(v, h, wv, NULL, n, D, D);
@@ -442,8 +470,10 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
             for (int r = 0; r < n; r++)
                 for (int hh = 0; hh < H; hh++)
                     for (int p = 0; p < Dh / 2; p++) {
-                        double co = cs[(size_t)(r0 + r) * Dh + 2 * p], si = cs[(size_t)(r0 + r) * Dh + 2 * p + 1];
-                        float *qq = q + (size_t)r * D + hh * Dh + 2 * p, *kk = k + (size_t)r * D + hh * Dh + 2 * p;
+                        double co = cs[(size_t)(r0 + r) * Dh + 2 * p],
+                               si = cs[(size_t)(r0 + r) * Dh + 2 * p + 1];
+                        float *qq = q + (size_t)r * D + hh * Dh + 2 * p,
+                              *kk = k + (size_t)r * D + hh * Dh + 2 * p;
                         double q0 = qq[0], q1 = qq[1], k0 = kk[0], k1 = kk[1];
                         qq[0] = (float)(q0 * co - q1 * si), qq[1] = (float)(q0 * si + q1 * co);
                         kk[0] = (float)(k0 * co - k1 * si), kk[1] = (float)(k0 * si + k1 * co);
@@ -454,14 +484,17 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
                     for (int j = 0; j < n; j++) {
                         double s = 0;
                         for (int e = 0; e < Dh; e++)
-                            s += (double)q[(size_t)i * D + hh * Dh + e] * k[(size_t)j * D + hh * Dh + e];
+                            s += (double)q[(size_t)i * D + hh * Dh + e] *
+                                 k[(size_t)j * D + hh * Dh + e];
                         sc[j] = s / sqrt((double)Dh);
                         if (sc[j] > mx) mx = sc[j];
                     }
-                    for (int j = 0; j < n; j++) sum += (sc[j] = exp(sc[j] - mx));
+                    for (int j = 0; j < n; j++)
+                        sum += (sc[j] = exp(sc[j] - mx));
                     for (int e = 0; e < Dh; e++) {
                         double acc = 0;
-                        for (int j = 0; j < n; j++) acc += sc[j] * v[(size_t)j * D + hh * Dh + e];
+                        for (int j = 0; j < n; j++)
+                            acc += sc[j] * v[(size_t)j * D + hh * Dh + e];
                         o[(size_t)i * D + hh * Dh + e] = (float)(acc / sum);
                     }
                 }
@@ -469,18 +502,22 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
             ref_rms(a, a, n2, n, D, 1e-5f);
             for (int r = 0; r < n; r++)
                 for (int e = 0; e < D; e++)
-                    xs[(size_t)r * D + e] = (float)(xs[(size_t)r * D + e] + mod[1][e] * a[(size_t)r * D + e]);
+                    xs[(size_t)r * D + e] =
+                        (float)(xs[(size_t)r * D + e] + mod[1][e] * a[(size_t)r * D + e]);
             ref_rms(h, xs, f1, n, D, 1e-5f);
             for (int r = 0; r < n; r++)
-                for (int e = 0; e < D; e++) h[(size_t)r * D + e] = (float)(h[(size_t)r * D + e] * mod[2][e]);
+                for (int e = 0; e < D; e++)
+                    h[(size_t)r * D + e] = (float)(h[(size_t)r * D + e] * mod[2][e]);
             ref_linear(g, h, w1, NULL, n, F, D);
             ref_linear(u, h, w3, NULL, n, F, D);
-            for (size_t e = 0; e < (size_t)n * F; e++) g[e] = (float)(silu(g[e]) * u[e]);
+            for (size_t e = 0; e < (size_t)n * F; e++)
+                g[e] = (float)(silu(g[e]) * u[e]);
             ref_linear(a, g, ww2, NULL, n, D, F);
             ref_rms(a, a, f2, n, D, 1e-5f);
             for (int r = 0; r < n; r++)
                 for (int e = 0; e < D; e++)
-                    xs[(size_t)r * D + e] = (float)(xs[(size_t)r * D + e] + mod[3][e] * a[(size_t)r * D + e]);
+                    xs[(size_t)r * D + e] =
+                        (float)(xs[(size_t)r * D + e] + mod[3][e] * a[(size_t)r * D + e]);
             free(n1), free(n2), free(f1), free(f2), free(wq), free(wk), free(wv), free(wo);
             free(nq), free(nk), free(w1), free(w3), free(ww2);
         }
@@ -491,13 +528,16 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
     float *fw = wget(wd, "all_final_layer.2-1.linear.weight", (int64_t)64 * D);
     float *fb = wget(wd, "all_final_layer.2-1.linear.bias", 64);
     float sc_in[256], fs[4096], y[64];
-    for (int e = 0; e < A; e++) sc_in[e] = (float)silu(cvec[e]);
+    for (int e = 0; e < A; e++)
+        sc_in[e] = (float)silu(cvec[e]);
     ref_linear(fs, sc_in, faw, fab, 1, D, A);
     for (int r = 0; r < Ni; r++) {
         double mean = 0, var = 0;
-        for (int e = 0; e < D; e++) mean += x[(size_t)r * D + e];
+        for (int e = 0; e < D; e++)
+            mean += x[(size_t)r * D + e];
         mean /= D;
-        for (int e = 0; e < D; e++) var += (x[(size_t)r * D + e] - mean) * (x[(size_t)r * D + e] - mean);
+        for (int e = 0; e < D; e++)
+            var += (x[(size_t)r * D + e] - mean) * (x[(size_t)r * D + e] - mean);
         var /= D;
         for (int e = 0; e < D; e++)
             h[e] = (float)((x[(size_t)r * D + e] - mean) / sqrt(var + 1e-6) * (1.0 + fs[e]));
@@ -506,10 +546,12 @@ static void ref_forward(const sl_wdir *wd, const sl_zimage_config *c, const floa
         for (int ph = 0; ph < 2; ph++)
             for (int pw = 0; pw < 2; pw++)
                 for (int ch = 0; ch < 16; ch++)
-                    vel[((size_t)ch * Hl + 2 * hh + ph) * Wl + 2 * ww + pw] = -y[(ph * 2 + pw) * 16 + ch];
+                    vel[((size_t)ch * Hl + 2 * hh + ph) * Wl + 2 * ww + pw] =
+                        -y[(ph * 2 + pw) * 16 + ch];
     }
     free(faw), free(fab), free(fw), free(fb);
-    free(x), free(pos), free(cs), free(h), free(q), free(k), free(v), free(o), free(a), free(g), free(u), free(sc);
+    free(x), free(pos), free(cs), free(h), free(q), free(k), free(v), free(o), free(a), free(g),
+        free(u), free(sc);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -543,7 +585,8 @@ SL_TEST(zimage_load_tiny_config) {
     CHECK(t.m->layout == SL_ZIMAGE_OFFICIAL);
     CHECK(c->dim == want.dim && c->n_heads == want.n_heads && c->head_dim == want.head_dim);
     CHECK(c->n_layers == want.n_layers && c->n_refiner == want.n_refiner);
-    CHECK(c->ffn_dim == want.ffn_dim && c->adaln_dim == want.adaln_dim && c->cap_dim == want.cap_dim);
+    CHECK(c->ffn_dim == want.ffn_dim && c->adaln_dim == want.adaln_dim &&
+          c->cap_dim == want.cap_dim);
     CHECK(c->t_mid == want.t_mid);
     REQUIRE(t.m->n_blocks == 6);
     CHECK(t.m->blocks[0].kind == SL_ZIMAGE_NOISE_REFINER && t.m->blocks[0].modulated);
@@ -557,18 +600,22 @@ SL_TEST(zimage_load_tiny_config) {
 SL_TEST(zimage_load_missing_tensor) {
     sl_err err = {0};
     char path[600];
-    REQUIRE_OK(write_tiny("miss.safetensors", "layers.1.feed_forward.w3.weight", NULL, path, sizeof path, &err), &err);
+    REQUIRE_OK(write_tiny("miss.safetensors", "layers.1.feed_forward.w3.weight", NULL, path,
+                          sizeof path, &err),
+               &err);
     sl_wdir *wd = open_wdir(path, &err);
     REQUIREF(wd, "%s", err.msg);
     sl_zimage *m = NULL;
     sl_err e = {0};
     CHECK(sl_zimage_load(wd, NULL, 0, &m, &e) == SL_ERR_NOT_FOUND);
     CHECK(m == NULL);
-    CHECKF(strstr(e.msg, "layers.1.feed_forward.w3.weight") && strstr(e.msg, "miss.safetensors"), "%s", e.msg);
+    CHECKF(strstr(e.msg, "layers.1.feed_forward.w3.weight") && strstr(e.msg, "miss.safetensors"),
+           "%s", e.msg);
     sl_wdir_free(wd);
 
     /* a missing pad token (a global) and a missing qk-norm too */
-    REQUIRE_OK(write_tiny("miss2.safetensors", "cap_pad_token", NULL, path, sizeof path, &err), &err);
+    REQUIRE_OK(write_tiny("miss2.safetensors", "cap_pad_token", NULL, path, sizeof path, &err),
+               &err);
     REQUIREF((wd = open_wdir(path, &err)), "%s", err.msg);
     sl_err e2 = {0};
     CHECK(sl_zimage_load(wd, NULL, 0, &m, &e2) == SL_ERR_NOT_FOUND);
@@ -579,14 +626,16 @@ SL_TEST(zimage_load_missing_tensor) {
 SL_TEST(zimage_load_wrong_shape) {
     sl_err err = {0};
     char path[600];
-    REQUIRE_OK(write_tiny("shape.safetensors", NULL, "noise_refiner.1.feed_forward.w2.weight", path, sizeof path, &err), &err);
+    REQUIRE_OK(write_tiny("shape.safetensors", NULL, "noise_refiner.1.feed_forward.w2.weight", path,
+                          sizeof path, &err),
+               &err);
     sl_wdir *wd = open_wdir(path, &err);
     REQUIREF(wd, "%s", err.msg);
     sl_zimage *m = NULL;
     sl_err e = {0};
     CHECK(sl_zimage_load(wd, NULL, 0, &m, &e) == SL_ERR_SHAPE);
-    CHECKF(strstr(e.msg, "noise_refiner.1.feed_forward.w2.weight") && strstr(e.msg, "[1024, 384]") &&
-               strstr(e.msg, "[384, 1024]"),
+    CHECKF(strstr(e.msg, "noise_refiner.1.feed_forward.w2.weight") &&
+               strstr(e.msg, "[1024, 384]") && strstr(e.msg, "[384, 1024]"),
            "%s", e.msg);
     sl_wdir_free(wd);
 }
@@ -596,12 +645,14 @@ SL_TEST(zimage_positions_layout) {
     /* Ht=3, Wt=5 → 15 image tokens padded to 32; 20 caption tokens padded to 32 */
     int N = 64, pos[64 * 3];
     sl_zimage_positions(&c, 3, 5, 20, pos);
-    CHECK(pos[0] == 33 && pos[1] == 0 && pos[2] == 0);              /* (Lcp+1, 0, 0) */
+    CHECK(pos[0] == 33 && pos[1] == 0 && pos[2] == 0);                     /* (Lcp+1, 0, 0) */
     CHECK(pos[3 * 7] == 33 && pos[3 * 7 + 1] == 1 && pos[3 * 7 + 2] == 2); /* token 7 = (h1, w2) */
     CHECK(pos[3 * 14] == 33 && pos[3 * 14 + 1] == 2 && pos[3 * 14 + 2] == 4);
-    for (int r = 15; r < 32; r++) CHECK(pos[3 * r] == 0 && pos[3 * r + 1] == 0 && pos[3 * r + 2] == 0);
+    for (int r = 15; r < 32; r++)
+        CHECK(pos[3 * r] == 0 && pos[3 * r + 1] == 0 && pos[3 * r + 2] == 0);
     for (int j = 0; j < 32; j++) /* caption pad rows get sequential positions too */
-        CHECK(pos[3 * (32 + j)] == j + 1 && pos[3 * (32 + j) + 1] == 0 && pos[3 * (32 + j) + 2] == 0);
+        CHECK(pos[3 * (32 + j)] == j + 1 && pos[3 * (32 + j) + 1] == 0 &&
+              pos[3 * (32 + j) + 2] == 0);
     (void)N;
     /* a 100-token prompt: positions 1..128, image axis 0 = 129 (spec example) */
     int *p2 = malloc(sizeof(int) * 3 * (32 + 128));
@@ -633,7 +684,8 @@ SL_TEST(zimage_rope_table_values) {
     /* a caption token (129, 0, 0): axes 1 and 2 do not rotate */
     const float *r1 = tab + 64 * 2;
     CHECK_NEAR(r1[0], cos((double)(float)129.0), 1e-6);
-    for (int p = 16; p < 64; p++) CHECK(r1[2 * p] == 1.0f && r1[2 * p + 1] == 0.0f);
+    for (int p = 16; p < 64; p++)
+        CHECK(r1[2 * p] == 1.0f && r1[2 * p + 1] == 0.0f);
 }
 
 /* The CPU backend's patchify with the order the model uses is the spec's (ph, pw, c). */
@@ -642,7 +694,8 @@ SL_TEST(zimage_patchify_order) {
     if (!be) SKIP("no CPU backend");
     enum { C = 16, Hl = 6, Wl = 4 };
     float lat[C * Hl * Wl], tok[(Hl / 2) * (Wl / 2) * 64], back[C * Hl * Wl];
-    for (int i = 0; i < C * Hl * Wl; i++) lat[i] = (float)i;
+    for (int i = 0; i < C * Hl * Wl; i++)
+        lat[i] = (float)i;
     size_t cap = 4 * 4096 * 4;
     void *arena = NULL;
     REQUIRE(posix_memalign(&arena, 256, cap) == 0);
@@ -686,7 +739,8 @@ SL_TEST(zimage_forward_matches_naive_reference) {
     REQUIRE_OK(run_forward(t.m, NULL, be, &z, outs, NULL, &err), &err);
     ref_forward(t.wd, &t.m->cfg, z.latent, 6, 10, 0.3f, z.cap[0], 20, want);
     double r = rel_l2(got, want, n), norm = 0;
-    for (int64_t i = 0; i < n; i++) norm += (double)want[i] * want[i];
+    for (int64_t i = 0; i < n; i++)
+        norm += (double)want[i] * want[i];
     CHECKF(r <= 1e-4, "rel-L2 vs naive reference %.3g", r);
     CHECKF(sqrt(norm / n) > 0.1, "velocity RMS %.3g: model output degenerate", sqrt(norm / n));
     printf("    rel-L2 vs naive reference: %.3g (RMS %.3g)\n", r, sqrt(norm / n));
@@ -829,8 +883,10 @@ SL_TEST(zimage_dryrun_arena_peak) {
         size_t real = 0, dry = 0;
         REQUIRE_OK(run_forward(t.m, NULL, be, &z, o, &real, &err), &err);
         REQUIRE_OK(run_forward(t.m, NULL, mb, &z, NULL, &dry, &err), &err);
-        size_t formula = sl_zimage_arena_bytes(&t.m->cfg, be->info.act_dtype, 10, 14, z.lc, z.n_caps);
-        CHECKF(real == dry && dry == formula, "case %d: real %zu, dry run %zu, formula %zu", k, real, dry, formula);
+        size_t formula =
+            sl_zimage_arena_bytes(&t.m->cfg, be->info.act_dtype, 10, 14, z.lc, z.n_caps);
+        CHECKF(real == dry && dry == formula, "case %d: real %zu, dry run %zu, formula %zu", k,
+               real, dry, formula);
         /* bf16 activations (the CUDA case): the dry run with a bf16 context matches too */
         zcase_free(&z);
     }
@@ -869,7 +925,8 @@ SL_TEST(zimage_residency_matches_direct) {
     REQUIRE_OK(sl_res_plan(res, &po, &err), &err);
     REQUIRE_OK(sl_res_load_device(res, &err), &err);
     int64_t n = 16 * 10 * 14;
-    float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *a2 = malloc((size_t)n * 4), *b2 = malloc((size_t)n * 4);
+    float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *a2 = malloc((size_t)n * 4),
+          *b2 = malloc((size_t)n * 4);
     zcase z;
     zcase_make(&z, &t.m->cfg, 10, 14, 0.8f, 2, 20, 9, 21);
     float *oa[2] = {a, a2}, *ob[2] = {b, b2};
@@ -890,8 +947,8 @@ SL_TEST(zimage_residency_matches_direct) {
         CHECK(memcmp(a2, b2, (size_t)n * 4) == 0);
         sl_res_stats rs;
         sl_res_last_stats(res, &rs);
-        CHECKF(rs.units_streamed == 7 && rs.bytes_uploaded > 0, "streamed %d units, %zu bytes", rs.units_streamed,
-               rs.bytes_uploaded);
+        CHECKF(rs.units_streamed == 7 && rs.bytes_uploaded > 0, "streamed %d units, %zu bytes",
+               rs.units_streamed, rs.bytes_uploaded);
     }
     zcase_free(&z);
     free(a), free(b), free(a2), free(b2);
@@ -927,8 +984,9 @@ static float *fx_copy(const sl_wdir *fx, const char *name, int64_t numel) {
 
 /* The fixture's statistics of a few tensors identify the synthetic model it was made from. */
 static bool fx_model_matches(const sl_wdir *fx, const sl_wdir *wd, char *why, size_t n) {
-    static const char *const names[] = {"x_pad_token", "cap_embedder.1.weight", "layers.1.feed_forward.w2.weight",
-                                        "noise_refiner.0.attention.norm_q.weight", "t_embedder.mlp.0.bias"};
+    static const char *const names[] = {
+        "x_pad_token", "cap_embedder.1.weight", "layers.1.feed_forward.w2.weight",
+        "noise_refiner.0.attention.norm_q.weight", "t_embedder.mlp.0.bias"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char key[200];
         snprintf(key, sizeof key, "check.%s.abssum", names[i]);
@@ -943,7 +1001,8 @@ static bool fx_model_matches(const sl_wdir *fx, const sl_wdir *wd, char *why, si
         float *f = malloc((size_t)ne * sizeof *f);
         sl_dequant_row(e->dtype, e->data, f, ne);
         double s = 0;
-        for (int64_t k = 0; k < ne; k++) s += fabs((double)f[k]);
+        for (int64_t k = 0; k < ne; k++)
+            s += fabs((double)f[k]);
         free(f);
         double want = strtod(v, NULL);
         if (fabs(s - want) > 1e-9 * fabs(want) + 1e-12) {
@@ -965,7 +1024,8 @@ typedef struct fixture {
 /* 1: ready; 0: skip (message in why); -1: failure (message in why). */
 static int fixture_open(fixture *f, char *why, size_t n) {
     memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s/tests/fixtures/zimage/zimage_tiny_ref.safetensors", sl_test_root());
+    snprintf(f->path, sizeof f->path, "%s/tests/fixtures/zimage/zimage_tiny_ref.safetensors",
+             sl_test_root());
     FILE *fp = fopen(f->path, "rb");
     if (!fp) {
         snprintf(why, n, "no fixture %s (made by tools/ref/zimage_dit.py --mode tiny)", f->path);
@@ -979,7 +1039,8 @@ static int fixture_open(fixture *f, char *why, size_t n) {
     }
     if (!fx_model_matches(f->fx, f->t.wd, why, n)) return -1;
     const char *sz = sl_wdir_meta(f->fx, "latent"), *cl = sl_wdir_meta(f->fx, "cap_len");
-    if (!sz || sscanf(sz, "16x%dx%d", &f->Hl, &f->Wl) != 2 || !cl || sscanf(cl, "%d,%d", &f->lc[0], &f->lc[1]) != 2) {
+    if (!sz || sscanf(sz, "16x%dx%d", &f->Hl, &f->Wl) != 2 || !cl ||
+        sscanf(cl, "%d,%d", &f->lc[0], &f->lc[1]) != 2) {
         snprintf(why, n, "fixture metadata latent/cap_len missing");
         return -1;
     }
@@ -1006,7 +1067,7 @@ static void fixture_close(fixture *f) {
     if (fo_ == 0) SKIP("%s", why_);                                                                \
     if (fo_ < 0) {                                                                                 \
         fixture_close(&(f));                                                                       \
-        REQUIREF(0, "fixture: %s (regenerate it if the synthetic writer changed)", why_);         \
+        REQUIREF(0, "fixture: %s (regenerate it if the synthetic writer changed)", why_);          \
     }
 
 /* One DiT pass, f32 on the CPU backend, against diffusers' f32 CPU output (both captions in one
@@ -1018,16 +1079,23 @@ SL_TEST(zimage_fixture_one_pass) {
     REQUIRE(be);
     sl_err err = {0};
     int64_t n = 16LL * f.Hl * f.Wl;
-    const float *t = fx_get(f.fx, "t", 1), *ref = fx_get(f.fx, "dit_out", n), *refn = fx_get(f.fx, "dit_out_neg", n);
+    const float *t = fx_get(f.fx, "t", 1), *ref = fx_get(f.fx, "dit_out", n),
+                *refn = fx_get(f.fx, "dit_out_neg", n);
     REQUIRE(t && ref && refn);
-    zcase z = {.Hl = f.Hl, .Wl = f.Wl, .t = *t, .n_caps = 2, .lc = {f.lc[0], f.lc[1]}, .latent = f.latent,
+    zcase z = {.Hl = f.Hl,
+               .Wl = f.Wl,
+               .t = *t,
+               .n_caps = 2,
+               .lc = {f.lc[0], f.lc[1]},
+               .latent = f.latent,
                .cap = {f.cap, f.cap_neg}};
     float *v = malloc((size_t)n * 4), *vn = malloc((size_t)n * 4), *want = malloc((size_t)n * 4);
     float *o[2] = {v, vn};
     REQUIRE_OK(run_forward(f.t.m, NULL, be, &z, o, NULL, &err), &err);
     for (int b = 0; b < 2; b++) {
         const float *r = b ? refn : ref;
-        for (int64_t i = 0; i < n; i++) want[i] = -r[i]; /* velocity = −DiT output */
+        for (int64_t i = 0; i < n; i++)
+            want[i] = -r[i]; /* velocity = −DiT output */
         double e = rel_l2(b ? vn : v, want, n);
         printf("    branch %d: rel-L2 vs diffusers %.3g\n", b, e);
         CHECKF(e <= 1e-4, "branch %d: rel-L2 %.3g > 1e-4", b, e);
@@ -1050,8 +1118,11 @@ SL_TEST(zimage_fixture_sigmas) {
         REQUIRE(rs && rt);
         float s[9];
         REQUIRE_OK(sl_sampler_sigmas(SL_SCHED_AUTO, steps[k], 3.0f, s, &err), &err);
-        for (int i = 0; i <= steps[k]; i++) CHECKF(fabsf(s[i] - rs[i]) <= 1e-7f, "%s[%d]: %.9g vs %.9g", sn, i, (double)s[i], (double)rs[i]);
-        for (int i = 0; i < steps[k]; i++) CHECK_NEAR(sl_sampler_zimage_time(s[i]), rt[i], 1e-7);
+        for (int i = 0; i <= steps[k]; i++)
+            CHECKF(fabsf(s[i] - rs[i]) <= 1e-7f, "%s[%d]: %.9g vs %.9g", sn, i, (double)s[i],
+                   (double)rs[i]);
+        for (int i = 0; i < steps[k]; i++)
+            CHECK_NEAR(sl_sampler_zimage_time(s[i]), rt[i], 1e-7);
     }
     fixture_close(&f);
 }
@@ -1060,7 +1131,8 @@ SL_TEST(zimage_fixture_sigmas) {
 static sl_status sample_c(sl_zimage *m, sl_backend *be, zcase *z, int steps, float w, float *x,
                           float *first, sl_err *err) {
     int64_t n = 16LL * z->Hl * z->Wl;
-    float s[33], *v = malloc((size_t)n * 4), *vn = malloc((size_t)n * 4), *pred = malloc((size_t)n * 4);
+    float s[33], *v = malloc((size_t)n * 4), *vn = malloc((size_t)n * 4),
+                 *pred = malloc((size_t)n * 4);
     sl_status st = sl_sampler_sigmas(SL_SCHED_AUTO, steps, 3.0f, s, err);
     memcpy(x, z->latent, (size_t)n * 4);
     const float *lat0 = z->latent;
@@ -1096,7 +1168,11 @@ SL_TEST(zimage_fixture_sample) {
     const float *r1 = fx_get(f.fx, "sample2_step1", n), *r2 = fx_get(f.fx, "sample2_final", n);
     const float *rc = fx_get(f.fx, "sample2_cfg_final", n), *w = fx_get(f.fx, "cfg_scale", 1);
     REQUIRE(r1 && r2 && rc && w);
-    zcase z = {.Hl = f.Hl, .Wl = f.Wl, .n_caps = 2, .lc = {f.lc[0], f.lc[1]}, .latent = f.latent,
+    zcase z = {.Hl = f.Hl,
+               .Wl = f.Wl,
+               .n_caps = 2,
+               .lc = {f.lc[0], f.lc[1]},
+               .latent = f.latent,
                .cap = {f.cap, f.cap_neg}};
     float *x = malloc((size_t)n * 4), *x1 = malloc((size_t)n * 4);
     REQUIRE_OK(sample_c(f.t.m, be, &z, 2, 0.0f, x, x1, &err), &err);
@@ -1134,17 +1210,26 @@ SL_TEST(gpu_zimage_full_reference) {
     const char *cl = sl_wdir_meta(fx, "cap_len");
     REQUIRE(cl && sscanf(cl, "%d,%d", &lc[0], &lc[1]) == 2);
     int64_t n = 16LL * Hl * Wl;
-    const float *t = fx_get(fx, "t", 1), *ref = fx_get(fx, "dit_out", n), *r8 = fx_get(fx, "sample8_final", n);
-    float *lat = fx_copy(fx, "latent", n), *cap = fx_copy(fx, "cap", (int64_t)lc[0] * m->cfg.cap_dim);
+    const float *t = fx_get(fx, "t", 1), *ref = fx_get(fx, "dit_out", n),
+                *r8 = fx_get(fx, "sample8_final", n);
+    float *lat = fx_copy(fx, "latent", n),
+          *cap = fx_copy(fx, "cap", (int64_t)lc[0] * m->cfg.cap_dim);
     REQUIRE(t && ref && r8 && lat && cap);
     float *v = malloc((size_t)n * 4), *x = malloc((size_t)n * 4), *raw = malloc((size_t)n * 4);
-    zcase z = {.Hl = Hl, .Wl = Wl, .t = *t, .n_caps = 1, .lc = {lc[0], 0}, .latent = lat, .cap = {cap, NULL}};
+    zcase z = {.Hl = Hl,
+               .Wl = Wl,
+               .t = *t,
+               .n_caps = 1,
+               .lc = {lc[0], 0},
+               .latent = lat,
+               .cap = {cap, NULL}};
     float *o[2] = {v, NULL};
     REQUIRE_OK(run_forward(m, res, be, &z, o, NULL, &err), &err); /* warm-up */
     REQUIRE_OK(run_forward(m, res, be, &z, o, NULL, &err), &err);
     sl_res_stats rs;
     sl_res_last_stats(res, &rs);
-    for (int64_t i = 0; i < n; i++) raw[i] = -v[i];
+    for (int64_t i = 0; i < n; i++)
+        raw[i] = -v[i];
     double e1 = rel_l2(raw, ref, n);
     /* 8 steps through the same loop as the tiny fixture (host Euler in f32) */
     float s[9], *vv = malloc((size_t)n * 4);
@@ -1158,7 +1243,8 @@ SL_TEST(gpu_zimage_full_reference) {
         sl_sampler_euler_step_host(x, vv, n, s[i + 1] - s[i]);
     }
     double e8 = rel_l2(x, r8, n);
-    printf("    full 512², bf16: one pass rel-L2 %.3g (%.1f ms/pass), 8 steps rel-L2 %.3g\n", e1, rs.pass_ms, e8);
+    printf("    full 512², bf16: one pass rel-L2 %.3g (%.1f ms/pass), 8 steps rel-L2 %.3g\n", e1,
+           rs.pass_ms, e8);
     const char *op = getenv("SLUICE_ZIMAGE_FULL_OUT");
     if (op) {
         sl_st_writer *w = NULL;

@@ -60,7 +60,9 @@ const char *sl_sampler_scheduler_name(sl_scheduler s) {
     return s >= 0 && s < SL_SCHED_COUNT ? sched_names[s] : "?";
 }
 
-bool sl_sampler_method_supported(sl_sample_method m) { return m == SL_SAMPLE_EULER; }
+bool sl_sampler_method_supported(sl_sample_method m) {
+    return m == SL_SAMPLE_EULER;
+}
 
 bool sl_sampler_scheduler_supported(sl_scheduler s) {
     switch (s) {
@@ -70,8 +72,10 @@ bool sl_sampler_scheduler_supported(sl_scheduler s) {
     case SL_SCHED_KARRAS:
     case SL_SCHED_EXPONENTIAL:
     case SL_SCHED_LCM:
-    case SL_SCHED_AUTO: return true;
-    default: return false;
+    case SL_SCHED_AUTO:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -81,10 +85,15 @@ static void list_names(const char *const *names, int n, bool (*ok)(int), bool wa
     size_t o = 0;
     buf[0] = 0;
     for (int i = 0; i < n && o < cap; i++)
-        if (!ok || ok(i) == want) o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", names[i]);
+        if (!ok || ok(i) == want)
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", names[i]);
 }
-static bool method_ok(int i) { return sl_sampler_method_supported((sl_sample_method)i); }
-static bool sched_ok(int i) { return sl_sampler_scheduler_supported((sl_scheduler)i); }
+static bool method_ok(int i) {
+    return sl_sampler_method_supported((sl_sample_method)i);
+}
+static bool sched_ok(int i) {
+    return sl_sampler_scheduler_supported((sl_scheduler)i);
+}
 
 sl_status sl_sampler_parse_method(const char *s, sl_sample_method *out, sl_err *err) {
     char list[512];
@@ -96,9 +105,9 @@ sl_status sl_sampler_parse_method(const char *s, sl_sample_method *out, sl_err *
         if (strcmp(s, method_names[i])) continue;
         if (!method_ok(i)) {
             list_names(method_names, SL_SAMPLE_COUNT, method_ok, true, list, sizeof list);
-            return sl_err_set(err, SL_ERR_UNSUPPORTED,
-                              "sampling method '%s' is not implemented in sluice yet; available: %s", s,
-                              list);
+            return sl_err_set(
+                err, SL_ERR_UNSUPPORTED,
+                "sampling method '%s' is not implemented in sluice yet; available: %s", s, list);
         }
         *out = (sl_sample_method)i;
         return SL_OK;
@@ -119,13 +128,15 @@ sl_status sl_sampler_parse_scheduler(const char *s, sl_scheduler *out, sl_err *e
         if (!sched_ok(i)) {
             list_names(sched_names, SL_SCHED_COUNT, sched_ok, true, list, sizeof list);
             return sl_err_set(err, SL_ERR_UNSUPPORTED,
-                              "scheduler '%s' is not implemented in sluice yet; available: %s", s, list);
+                              "scheduler '%s' is not implemented in sluice yet; available: %s", s,
+                              list);
         }
         *out = (sl_scheduler)i;
         return SL_OK;
     }
     list_names(sched_names, SL_SCHED_COUNT, NULL, true, list, sizeof list);
-    return sl_err_set(err, SL_ERR_INVALID_ARG, "unknown scheduler '%s'; valid: %s, normal", s, list);
+    return sl_err_set(err, SL_ERR_INVALID_ARG, "unknown scheduler '%s'; valid: %s, normal", s,
+                      list);
 }
 
 float sl_sampler_flow_sigma(float shift, float t) {
@@ -138,7 +149,8 @@ sl_status sl_sampler_sigmas(sl_scheduler s, int steps, float shift, float *out, 
     if (steps < 1)
         return sl_err_set(err, SL_ERR_INVALID_ARG, "steps must be at least 1 (got %d)", steps);
     if (!(shift > 0.0f) || !isfinite(shift))
-        return sl_err_set(err, SL_ERR_INVALID_ARG, "flow shift must be positive (got %g)", (double)shift);
+        return sl_err_set(err, SL_ERR_INVALID_ARG, "flow shift must be positive (got %g)",
+                          (double)shift);
     if (!sl_sampler_scheduler_supported(s)) {
         char list[512];
         list_names(sched_names, SL_SCHED_COUNT, sched_ok, true, list, sizeof list);
@@ -147,14 +159,16 @@ sl_status sl_sampler_sigmas(sl_scheduler s, int steps, float shift, float *out, 
                           sl_sampler_scheduler_name(s), list);
     }
     const int n = steps, t_max = TIMESTEPS - 1;
-    const float smin = sl_sampler_flow_sigma(shift, 0.0f), smax = sl_sampler_flow_sigma(shift, (float)t_max);
+    const float smin = sl_sampler_flow_sigma(shift, 0.0f),
+                smax = sl_sampler_flow_sigma(shift, (float)t_max);
     switch (s) {
     case SL_SCHED_DISCRETE:
         if (n == 1) {
             out[0] = smax;
         } else {
             float step = (float)t_max / (float)(n - 1);
-            for (int i = 0; i < n; i++) out[i] = sl_sampler_flow_sigma(shift, (float)t_max - step * (float)i);
+            for (int i = 0; i < n; i++)
+                out[i] = sl_sampler_flow_sigma(shift, (float)t_max - step * (float)i);
         }
         break;
     case SL_SCHED_SIMPLE: {
@@ -185,7 +199,8 @@ sl_status sl_sampler_sigmas(sl_scheduler s, int steps, float shift, float *out, 
     case SL_SCHED_EXPONENTIAL: {
         float lmin = logf(smin), lmax = logf(smax);
         float step = n == 1 ? 0.0f : (lmax - lmin) / (float)(n - 1);
-        for (int i = 0; i < n; i++) out[i] = expf(lmax - step * (float)i);
+        for (int i = 0; i < n; i++)
+            out[i] = expf(lmax - step * (float)i);
         break;
     }
     case SL_SCHED_LCM: {
@@ -196,8 +211,11 @@ sl_status sl_sampler_sigmas(sl_scheduler s, int steps, float shift, float *out, 
         }
         break;
     }
-    case SL_SCHED_AUTO: sl_sampler_zimage_reference_sigmas(n, shift, out); break;
-    default: SL_ASSERT(0 && "unreachable");
+    case SL_SCHED_AUTO:
+        sl_sampler_zimage_reference_sigmas(n, shift, out);
+        break;
+    default:
+        SL_ASSERT(0 && "unreachable");
     }
     out[n] = 0.0f;
     return SL_OK;
@@ -221,12 +239,14 @@ sl_status sl_sampler_parse_sigmas(const char *s, float *out, int max, int *n, sl
     *n = 0;
     if (!s) return sl_err_set(err, SL_ERR_INVALID_ARG, "--sigmas: empty list");
     const char *p = s;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
     bool bracket = *p == '[';
     if (bracket) p++;
     int k = 0;
     for (;;) {
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         if (bracket && *p == ']' && k == 0) break;
         errno = 0;
         char *end;
@@ -235,13 +255,14 @@ sl_status sl_sampler_parse_sigmas(const char *s, float *out, int max, int *n, sl
             return sl_err_set(err, SL_ERR_INVALID_ARG,
                               "--sigmas '%s': expected a number at offset %d", s, (int)(p - s));
         if (!isfinite(v) || v < 0.0f)
-            return sl_err_set(err, SL_ERR_INVALID_ARG, "--sigmas '%s': value %g must be finite and >= 0",
-                              s, (double)v);
+            return sl_err_set(err, SL_ERR_INVALID_ARG,
+                              "--sigmas '%s': value %g must be finite and >= 0", s, (double)v);
         if (k >= max)
             return sl_err_set(err, SL_ERR_INVALID_ARG, "--sigmas: more than %d values", max);
         out[k++] = v;
         p = end;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         if (*p == ',') {
             p++;
             continue;
@@ -252,10 +273,11 @@ sl_status sl_sampler_parse_sigmas(const char *s, float *out, int max, int *n, sl
         if (*p != ']') return sl_err_set(err, SL_ERR_INVALID_ARG, "--sigmas '%s': missing ']'", s);
         p++;
     }
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
     if (*p)
-        return sl_err_set(err, SL_ERR_INVALID_ARG, "--sigmas '%s': unexpected '%c' at offset %d", s, *p,
-                          (int)(p - s));
+        return sl_err_set(err, SL_ERR_INVALID_ARG, "--sigmas '%s': unexpected '%c' at offset %d", s,
+                          *p, (int)(p - s));
     if (k == 0) return sl_err_set(err, SL_ERR_INVALID_ARG, "--sigmas: empty list");
     *n = k;
     return SL_OK;
@@ -282,7 +304,8 @@ void sl_sampler_euler_step(sl_ctx *ctx, sl_tensor *x, sl_tensor *v, float dt) {
 }
 
 void sl_sampler_euler_step_host(float *x, const float *v, long long n, float dt) {
-    for (long long i = 0; i < n; i++) x[i] = x[i] + dt * v[i];
+    for (long long i = 0; i < n; i++)
+        x[i] = x[i] + dt * v[i];
 }
 
 static float norm_factor(const float *pos, const float *pred, long long n, float norm_k) {
@@ -297,16 +320,19 @@ static float norm_factor(const float *pos, const float *pred, long long n, float
 
 void sl_sampler_cfg_host(float *pred, const float *pos, const float *neg, long long n, float w,
                          float norm_k) {
-    for (long long i = 0; i < n; i++) pred[i] = pos[i] + w * (pos[i] - neg[i]);
+    for (long long i = 0; i < n; i++)
+        pred[i] = pos[i] + w * (pos[i] - neg[i]);
     if (norm_k > 0.0f) {
         float f = norm_factor(pos, pred, n, norm_k);
         if (f != 1.0f)
-            for (long long i = 0; i < n; i++) pred[i] *= f;
+            for (long long i = 0; i < n; i++)
+                pred[i] *= f;
     }
 }
 
 void sl_sampler_cfg(sl_ctx *ctx, sl_tensor *pos, sl_tensor *neg, float w, float norm_k) {
-    SL_ASSERT(pos->dtype == SL_DTYPE_F32 && neg->dtype == SL_DTYPE_F32 && sl_tensor_same_shape(pos, neg));
+    SL_ASSERT(pos->dtype == SL_DTYPE_F32 && neg->dtype == SL_DTYPE_F32 &&
+              sl_tensor_same_shape(pos, neg));
     long long n = (long long)sl_tensor_numel(pos);
     float *hp = NULL, *hq = NULL;
     if (norm_k > 0.0f) {
@@ -315,7 +341,8 @@ void sl_sampler_cfg(sl_ctx *ctx, sl_tensor *pos, sl_tensor *neg, float w, float 
         if (!hp || !hq) {
             free(hp);
             free(hq);
-            sl_ctx_fail(ctx, SL_ERR_OOM_HOST, "CFG normalisation: no host memory for %lld floats", n);
+            sl_ctx_fail(ctx, SL_ERR_OOM_HOST, "CFG normalisation: no host memory for %lld floats",
+                        n);
             return;
         }
         sl_download(ctx, hp, pos);

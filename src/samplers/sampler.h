@@ -1,4 +1,5 @@
-/* samplers/sampler.h — sigma schedules and step rules for flow-matching models (specs/zimage.md §4).
+/* samplers/sampler.h — sigma schedules and step rules for flow-matching models (specs/zimage.md
+ * §4).
  *
  * Names are the sd.cpp ids (specs/cli-server.md §1.5), matched case-sensitively. Every id sd.cpp
  * knows parses; the ones sluice does not implement yet return SL_ERR_UNSUPPORTED naming what is
@@ -70,7 +71,8 @@ bool sl_sampler_method_supported(sl_sample_method m);
 bool sl_sampler_scheduler_supported(sl_scheduler s);
 
 /* Parse --sampling-method. NULL, "" and "auto" give euler (the default for flow models).
- * SL_ERR_UNSUPPORTED for a known id that is not implemented, SL_ERR_INVALID_ARG for an unknown one. */
+ * SL_ERR_UNSUPPORTED for a known id that is not implemented, SL_ERR_INVALID_ARG for an unknown one.
+ */
 sl_status sl_sampler_parse_method(const char *s, sl_sample_method *out, sl_err *err);
 /* Parse --scheduler ("normal" = discrete). NULL, "" and "auto" give SL_SCHED_AUTO, the reference
  * schedule of the official / diffusers pipelines (sd.cpp's default `discrete` spaces timesteps
@@ -91,7 +93,8 @@ float sl_sampler_flow_sigma(float shift, float t);
  *   exponential  log-uniform between σ_max and σ_min
  *   lcm          50 original steps
  *   auto         the reference: linspace(1, 1/n, n) shifted (= sl_sampler_zimage_reference_sigmas)
- * steps ≥ 1 and shift > 0, else SL_ERR_INVALID_ARG; an unimplemented scheduler SL_ERR_UNSUPPORTED. */
+ * steps ≥ 1 and shift > 0, else SL_ERR_INVALID_ARG; an unimplemented scheduler SL_ERR_UNSUPPORTED.
+ */
 sl_status sl_sampler_sigmas(sl_scheduler s, int steps, float shift, float *out, sl_err *err);
 
 /* The diffusers Z-Image pipeline's schedule computed its way, for reference: base sigmas
@@ -113,7 +116,8 @@ float sl_sampler_zimage_time(float sigma);
 
 /* ---- step rules (f32 latents) ---- */
 
-/* x ← x + dt·v on the context's backend; v is overwritten (used as scratch). x, v f32, same shape. */
+/* x ← x + dt·v on the context's backend; v is overwritten (used as scratch). x, v f32, same shape.
+ */
 void sl_sampler_euler_step(sl_ctx *ctx, sl_tensor *x, sl_tensor *v, float dt);
 /* The same on host arrays (v is not modified). */
 void sl_sampler_euler_step_host(float *x, const float *v, long long n, float dt);

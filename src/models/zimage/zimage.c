@@ -62,7 +62,8 @@ static sl_status check_entry(loader *L, const sl_wentry *e, bool vec, int ndim, 
     const sl_dtype_info *di = sl_dtype_get(e->dtype);
     if (vec) {
         int64_t want = ne[0] * (ndim > 1 ? ne[1] : 1), have = 1;
-        for (int i = 0; i < e->ndim; i++) have *= e->ne[i];
+        for (int i = 0; i < e->ndim; i++)
+            have *= e->ne[i];
         bool shape_ok = have == want && (e->ndim == 1 || (e->ndim == 2 && e->ne[0] == 1));
         if (!shape_ok)
             return sl_err_set(L->err, SL_ERR_SHAPE,
@@ -121,13 +122,20 @@ static sl_status load_global(loader *L, sl_zimage *m, sl_zimage_grole role, sl_t
 
 static sl_status load_block(loader *L, sl_zimage *m, sl_zimage_block *b) {
     sl_tensor *dst[SL_ZIMAGE_B_COUNT] = {
-        [SL_ZIMAGE_B_WQ] = &b->wq,         [SL_ZIMAGE_B_WK] = &b->wk,
-        [SL_ZIMAGE_B_WV] = &b->wv,         [SL_ZIMAGE_B_WO] = &b->wo,
-        [SL_ZIMAGE_B_QNORM] = &b->q_norm,  [SL_ZIMAGE_B_KNORM] = &b->k_norm,
-        [SL_ZIMAGE_B_ANORM1] = &b->attn_norm1, [SL_ZIMAGE_B_ANORM2] = &b->attn_norm2,
-        [SL_ZIMAGE_B_FNORM1] = &b->ffn_norm1,  [SL_ZIMAGE_B_FNORM2] = &b->ffn_norm2,
-        [SL_ZIMAGE_B_W1] = &b->w1,         [SL_ZIMAGE_B_W2] = &b->w2,
-        [SL_ZIMAGE_B_W3] = &b->w3,         [SL_ZIMAGE_B_ADA_W] = &b->ada_w,
+        [SL_ZIMAGE_B_WQ] = &b->wq,
+        [SL_ZIMAGE_B_WK] = &b->wk,
+        [SL_ZIMAGE_B_WV] = &b->wv,
+        [SL_ZIMAGE_B_WO] = &b->wo,
+        [SL_ZIMAGE_B_QNORM] = &b->q_norm,
+        [SL_ZIMAGE_B_KNORM] = &b->k_norm,
+        [SL_ZIMAGE_B_ANORM1] = &b->attn_norm1,
+        [SL_ZIMAGE_B_ANORM2] = &b->attn_norm2,
+        [SL_ZIMAGE_B_FNORM1] = &b->ffn_norm1,
+        [SL_ZIMAGE_B_FNORM2] = &b->ffn_norm2,
+        [SL_ZIMAGE_B_W1] = &b->w1,
+        [SL_ZIMAGE_B_W2] = &b->w2,
+        [SL_ZIMAGE_B_W3] = &b->w3,
+        [SL_ZIMAGE_B_ADA_W] = &b->ada_w,
         [SL_ZIMAGE_B_ADA_B] = &b->ada_b,
     };
     /* q/k/v: separate tensors, or rows of a fused qkv — decided per block by what is present */
@@ -148,8 +156,9 @@ static sl_status load_block(loader *L, sl_zimage *m, sl_zimage_block *b) {
             bind(L, b->unit, qkv, (int64_t)(r - SL_ZIMAGE_B_WQ) * ne[0], ne[0], dst[r]);
             continue;
         }
-        sl_zimage_layout first = m->layout, second = first == SL_ZIMAGE_OFFICIAL ? SL_ZIMAGE_COMFY
-                                                                                 : SL_ZIMAGE_OFFICIAL;
+        sl_zimage_layout first = m->layout, second = first == SL_ZIMAGE_OFFICIAL
+                                                         ? SL_ZIMAGE_COMFY
+                                                         : SL_ZIMAGE_OFFICIAL;
         if (is_qkv) first = second = SL_ZIMAGE_OFFICIAL;
         sl_zimage_block_name(first, b->kind, b->index, (sl_zimage_brole)r, off, sizeof off);
         sl_zimage_block_name(second, b->kind, b->index, (sl_zimage_brole)r, cmf, sizeof cmf);
@@ -191,9 +200,11 @@ static sl_status derive_config(loader *L, sl_zimage *m) {
     if (e->ndim != 2 || e->ne[1] != (int64_t)c.patch * c.patch * c.in_ch)
         return check_entry(L, e, false, 2, (int64_t[]){e->ne[0], 64}, e->ndim ? e->ne[0] : 0);
     c.dim = (int)e->ne[0];
-    if (!(e = sl_wdir_find(L->wd, "cap_embedder.1.weight"))) return not_found(L, "cap_embedder.1.weight");
+    if (!(e = sl_wdir_find(L->wd, "cap_embedder.1.weight")))
+        return not_found(L, "cap_embedder.1.weight");
     if (e->ndim == 2) c.cap_dim = (int)e->ne[1];
-    if (!(e = sl_wdir_find(L->wd, "t_embedder.mlp.0.weight"))) return not_found(L, "t_embedder.mlp.0.weight");
+    if (!(e = sl_wdir_find(L->wd, "t_embedder.mlp.0.weight")))
+        return not_found(L, "t_embedder.mlp.0.weight");
     if (e->ndim == 2) c.t_mid = (int)e->ne[0];
     c.adaln_dim = c.dim < 256 ? c.dim : 256;
     c.ffn_dim = (int)((double)c.dim / 3.0 * 8.0);
@@ -214,10 +225,11 @@ static sl_status derive_config(loader *L, sl_zimage *m) {
     if (!(e = find2(L->wd, a, b))) return not_found(L, a);
     int64_t dh = e->ndim >= 1 ? e->ne[e->ndim - 1] : 0;
     if (dh != 128 || c.dim % 128)
-        return sl_err_set(L->err, SL_ERR_UNSUPPORTED,
-                          "Z-Image DiT: head dim %lld with hidden size %d; this model's RoPE axes "
-                          "(32, 48, 48) need head dim 128 and a hidden size that is a multiple of it",
-                          (long long)dh, c.dim);
+        return sl_err_set(
+            L->err, SL_ERR_UNSUPPORTED,
+            "Z-Image DiT: head dim %lld with hidden size %d; this model's RoPE axes "
+            "(32, 48, 48) need head dim 128 and a hidden size that is a multiple of it",
+            (long long)dh, c.dim);
     c.head_dim = 128;
     c.n_heads = c.dim / 128;
     m->cfg = c;
@@ -278,12 +290,12 @@ sl_status sl_zimage_load(const sl_wdir *wd, sl_res *res, double tflops, sl_zimag
         }
     }
     sl_tensor *g[SL_ZIMAGE_G_COUNT] = {
-        [SL_ZIMAGE_G_X_W] = &m->x_emb_w,       [SL_ZIMAGE_G_X_B] = &m->x_emb_b,
-        [SL_ZIMAGE_G_CAP_NORM] = &m->cap_norm, [SL_ZIMAGE_G_CAP_W] = &m->cap_w,
-        [SL_ZIMAGE_G_CAP_B] = &m->cap_b,       [SL_ZIMAGE_G_T_W0] = &m->t_w0,
-        [SL_ZIMAGE_G_T_B0] = &m->t_b0,         [SL_ZIMAGE_G_T_W2] = &m->t_w2,
-        [SL_ZIMAGE_G_T_B2] = &m->t_b2,         [SL_ZIMAGE_G_X_PAD] = &m->x_pad,
-        [SL_ZIMAGE_G_CAP_PAD] = &m->cap_pad,   [SL_ZIMAGE_G_FADA_W] = &m->final_ada_w,
+        [SL_ZIMAGE_G_X_W] = &m->x_emb_w,        [SL_ZIMAGE_G_X_B] = &m->x_emb_b,
+        [SL_ZIMAGE_G_CAP_NORM] = &m->cap_norm,  [SL_ZIMAGE_G_CAP_W] = &m->cap_w,
+        [SL_ZIMAGE_G_CAP_B] = &m->cap_b,        [SL_ZIMAGE_G_T_W0] = &m->t_w0,
+        [SL_ZIMAGE_G_T_B0] = &m->t_b0,          [SL_ZIMAGE_G_T_W2] = &m->t_w2,
+        [SL_ZIMAGE_G_T_B2] = &m->t_b2,          [SL_ZIMAGE_G_X_PAD] = &m->x_pad,
+        [SL_ZIMAGE_G_CAP_PAD] = &m->cap_pad,    [SL_ZIMAGE_G_FADA_W] = &m->final_ada_w,
         [SL_ZIMAGE_G_FADA_B] = &m->final_ada_b, [SL_ZIMAGE_G_FIN_W] = &m->final_w,
         [SL_ZIMAGE_G_FIN_B] = &m->final_b,
     };
@@ -315,7 +327,9 @@ void sl_zimage_free(sl_zimage *m) {
 /* shapes, FLOPs and costs                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-static int64_t pad_to(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+static int64_t pad_to(int64_t n, int64_t m) {
+    return (n + m - 1) / m * m;
+}
 
 typedef struct shape {
     int64_t Hl, Wl, Ht, Wt, Ni, Nip;
@@ -351,7 +365,8 @@ double sl_zimage_flops(const sl_zimage *m, int b, int Hl, int Wl, int Lc) {
     double D = c->dim, pin = (double)c->patch * c->patch * c->in_ch;
     if (b < 0)
         return 2.0 * (double)s.Ni * pin * D * 2.0 + 2.0 * (double)s.Lc[0] * c->cap_dim * D +
-               2.0 * ((double)c->t_freq_dim * c->t_mid + (double)c->t_mid * c->adaln_dim + c->adaln_dim * D);
+               2.0 * ((double)c->t_freq_dim * c->t_mid + (double)c->t_mid * c->adaln_dim +
+                      c->adaln_dim * D);
     SL_ASSERT(b < m->n_blocks);
     const sl_zimage_block *blk = &m->blocks[b];
     double n = blk->kind == SL_ZIMAGE_NOISE_REFINER     ? (double)s.Nip
@@ -365,7 +380,8 @@ void sl_zimage_set_costs(const sl_zimage *m, sl_res *res, int Hl, int Wl, int Lc
     if (!res) return;
     double rate = (tflops > 0 ? tflops : 100.0) * 1e12;
     if (m->unit_globals >= 0)
-        sl_res_set_unit_cost(res, m->unit_globals, n_branches * sl_zimage_flops(m, -1, Hl, Wl, Lc) / rate);
+        sl_res_set_unit_cost(res, m->unit_globals,
+                             n_branches * sl_zimage_flops(m, -1, Hl, Wl, Lc) / rate);
     for (int b = 0; b < m->n_blocks; b++)
         if (m->blocks[b].unit >= 0)
             sl_res_set_unit_cost(res, m->blocks[b].unit,
@@ -385,7 +401,8 @@ void sl_zimage_positions(const sl_zimage_config *c, int Ht, int Wt, int Lc, int 
             pos[3 * r + 1] = h;
             pos[3 * r + 2] = w;
         }
-    for (; r < Nip; r++) pos[3 * r] = pos[3 * r + 1] = pos[3 * r + 2] = 0;
+    for (; r < Nip; r++)
+        pos[3 * r] = pos[3 * r + 1] = pos[3 * r + 2] = 0;
     for (int64_t j = 0; j < Lcp; j++, r++) {
         pos[3 * r + 0] = (int)j + 1;
         pos[3 * r + 1] = 0;
@@ -444,7 +461,8 @@ static void block_forward(sl_ctx *ctx, const sl_zimage_config *c, const sl_zimag
     sl_dtype act = ctx->act;
     sl_tensor rows[4], *scale_msa = NULL, *gate_msa = NULL, *scale_mlp = NULL, *gate_mlp = NULL;
     if (mod) {
-        for (int j = 0; j < 4; j++) rows[j] = sl_tensor_rows(mod, j, 1);
+        for (int j = 0; j < 4; j++)
+            rows[j] = sl_tensor_rows(mod, j, 1);
         scale_msa = &rows[0];
         gate_msa = &rows[1];
         scale_mlp = &rows[2];
@@ -495,7 +513,8 @@ static void upload_table(sl_zimage *m, sl_ctx *ctx, const shape *s, int b, sl_te
         if (t) m->host_tab = t;
         if (p) m->host_pos = p;
         if (!t || !p) {
-            sl_ctx_fail(ctx, SL_ERR_OOM_HOST, "Z-Image DiT: no host memory for a RoPE table of %zu bytes",
+            sl_ctx_fail(ctx, SL_ERR_OOM_HOST,
+                        "Z-Image DiT: no host memory for a RoPE table of %zu bytes",
                         nf * sizeof *t);
             return;
         }
@@ -512,7 +531,8 @@ sl_status sl_zimage_forward(sl_zimage *m, sl_res *res, sl_ctx *ctx, const sl_ten
     const sl_zimage_config *c = &m->cfg;
     const int64_t D = c->dim, Dh = c->head_dim, P = c->patch, C = c->in_ch;
     if (n_caps < 1 || n_caps > 2)
-        return sl_err_set(err, SL_ERR_INVALID_ARG, "Z-Image DiT: %d caption sets (1 or 2 allowed)", n_caps);
+        return sl_err_set(err, SL_ERR_INVALID_ARG, "Z-Image DiT: %d caption sets (1 or 2 allowed)",
+                          n_caps);
     SL_ASSERTF(latent->ndim == 3 && latent->ne[0] == C && latent->dtype == SL_DTYPE_F32,
                "zimage forward: latent must be f32 [%lld, Hl, Wl]", (long long)C);
     if (latent->ne[1] % P || latent->ne[2] % P)
@@ -547,11 +567,13 @@ sl_status sl_zimage_forward(sl_zimage *m, sl_res *res, sl_ctx *ctx, const sl_ten
         size_t mk = sl_ctx_mark(ctx);
         sl_tensor tf = sl_new2(ctx, SL_DTYPE_F32, 1, c->t_freq_dim);
         sl_op_timestep_embed(ctx, &tf, &t, 1, c->t_scale, 10000.0f, true);
-        sl_tensor h1 = sl_new2(ctx, SL_DTYPE_F32, 1, c->t_mid), h1s = sl_new2(ctx, SL_DTYPE_F32, 1, c->t_mid);
+        sl_tensor h1 = sl_new2(ctx, SL_DTYPE_F32, 1, c->t_mid),
+                  h1s = sl_new2(ctx, SL_DTYPE_F32, 1, c->t_mid);
         sl_op_matmul(ctx, &h1, &tf, &m->t_w0, &m->t_b0);
         sl_op_unary(ctx, SL_UNARY_SILU, &h1s, &h1);
         sl_op_matmul(ctx, &cvec, &h1s, &m->t_w2, &m->t_b2);
-        sl_tensor cs = sl_new2(ctx, SL_DTYPE_F32, 1, c->adaln_dim), fs = sl_new2(ctx, SL_DTYPE_F32, 1, D);
+        sl_tensor cs = sl_new2(ctx, SL_DTYPE_F32, 1, c->adaln_dim),
+                  fs = sl_new2(ctx, SL_DTYPE_F32, 1, D);
         sl_op_unary(ctx, SL_UNARY_SILU, &cs, &cvec);
         sl_op_matmul(ctx, &fs, &cs, &m->final_ada_w, &m->final_ada_b);
         sl_op_scale(ctx, &fscale, &fs, 1.0f, 1.0f);
@@ -657,8 +679,8 @@ static size_t al(sl_dtype dt, int64_t rows, int64_t cols) {
     return SL_ALIGN_UP(sl_tensor_nbytes(&t), (size_t)SL_ARENA_ALIGN);
 }
 
-size_t sl_zimage_arena_bytes(const sl_zimage_config *c, sl_dtype act, int Hl, int Wl,
-                             const int *lc, int n_caps) {
+size_t sl_zimage_arena_bytes(const sl_zimage_config *c, sl_dtype act, int Hl, int Wl, const int *lc,
+                             int n_caps) {
     SL_ASSERT(n_caps >= 1 && n_caps <= 2);
     shape s = make_shape(c, Hl, Wl, lc, n_caps);
     const int64_t D = c->dim, F = c->ffn_dim, pin = (int64_t)c->patch * c->patch * c->in_ch;
@@ -667,8 +689,9 @@ size_t sl_zimage_arena_bytes(const sl_zimage_config *c, sl_dtype act, int Hl, in
     /* time embedding temporaries (before the residual streams exist) */
     size_t peak = base + al(f32, 1, c->t_freq_dim) + 2 * al(f32, 1, c->t_mid) +
                   al(f32, 1, c->adaln_dim) + al(f32, 1, D);
-    for (int b = 0; b < n_caps; b++) base += al(f32, s.N[b], D) + al(f32, s.N[b], c->head_dim);
-    size_t tmp = al(act, s.Ni, pin); /* patches */
+    for (int b = 0; b < n_caps; b++)
+        base += al(f32, s.N[b], D) + al(f32, s.N[b], c->head_dim);
+    size_t tmp = al(act, s.Ni, pin);      /* patches */
     tmp = SL_MAX(tmp, al(f32, 1, 4 * D)); /* modulation */
     size_t nmax = 0;
     for (int b = 0; b < n_caps; b++) {

@@ -12,7 +12,10 @@
  * Loading binds every weight through the residency engine (one "globals" unit and one unit per
  * block in execution order), or directly to the mapped file when no engine is given (CPU runs on
  * host-visible memory and dry runs). The forward pass uses only backend/ops.h: activations come
- * from the context's arena, the residual stream is f32, everything else ctx->act. */
+ * from the context's arena, the residual stream is f32, everything else ctx->act. With bf16
+ * activations some ops therefore mix dtypes (f32 residual in, ctx->act out for rms_norm and
+ * layer_norm; ctx->act in, f32 residual out for matmul, gated_add and repeat_rows; f32 latent in
+ * for patchify; ctx->act in, f32 out for the final scale), as backend.h allows. */
 #ifndef SL_MODELS_ZIMAGE_H
 #define SL_MODELS_ZIMAGE_H
 
@@ -61,7 +64,8 @@ long long sl_zimage_param_count(const sl_zimage_config *c);
 /* ---- tensor names ---- */
 
 typedef enum sl_zimage_layout {
-    SL_ZIMAGE_OFFICIAL, /* diffusers / official: to_q/to_k/to_v, norm_q, to_out.0, all_x_embedder.2-1 */
+    SL_ZIMAGE_OFFICIAL, /* diffusers / official: to_q/to_k/to_v, norm_q, to_out.0,
+                           all_x_embedder.2-1 */
     SL_ZIMAGE_COMFY,    /* ComfyUI / sd.cpp: fused attention.qkv, q_norm, out, x_embedder */
 } sl_zimage_layout;
 
@@ -78,20 +82,40 @@ const char *sl_zimage_block_prefix(sl_zimage_block_kind k);
 /* Weight roles. Block roles follow "<prefix>.<i>."; in the ComfyUI layout Q, K and V all name
  * the fused attention.qkv.weight (3D, D), whose rows [0,D), [D,2D), [2D,3D) are q, k, v. */
 typedef enum sl_zimage_brole {
-    SL_ZIMAGE_B_WQ, SL_ZIMAGE_B_WK, SL_ZIMAGE_B_WV, SL_ZIMAGE_B_WO,
-    SL_ZIMAGE_B_QNORM, SL_ZIMAGE_B_KNORM,
-    SL_ZIMAGE_B_ANORM1, SL_ZIMAGE_B_ANORM2, SL_ZIMAGE_B_FNORM1, SL_ZIMAGE_B_FNORM2,
-    SL_ZIMAGE_B_W1, SL_ZIMAGE_B_W2, SL_ZIMAGE_B_W3,
-    SL_ZIMAGE_B_ADA_W, SL_ZIMAGE_B_ADA_B, /* absent in context_refiner */
+    SL_ZIMAGE_B_WQ,
+    SL_ZIMAGE_B_WK,
+    SL_ZIMAGE_B_WV,
+    SL_ZIMAGE_B_WO,
+    SL_ZIMAGE_B_QNORM,
+    SL_ZIMAGE_B_KNORM,
+    SL_ZIMAGE_B_ANORM1,
+    SL_ZIMAGE_B_ANORM2,
+    SL_ZIMAGE_B_FNORM1,
+    SL_ZIMAGE_B_FNORM2,
+    SL_ZIMAGE_B_W1,
+    SL_ZIMAGE_B_W2,
+    SL_ZIMAGE_B_W3,
+    SL_ZIMAGE_B_ADA_W,
+    SL_ZIMAGE_B_ADA_B, /* absent in context_refiner */
     SL_ZIMAGE_B_COUNT
 } sl_zimage_brole;
 
 typedef enum sl_zimage_grole {
-    SL_ZIMAGE_G_X_W, SL_ZIMAGE_G_X_B,
-    SL_ZIMAGE_G_CAP_NORM, SL_ZIMAGE_G_CAP_W, SL_ZIMAGE_G_CAP_B,
-    SL_ZIMAGE_G_T_W0, SL_ZIMAGE_G_T_B0, SL_ZIMAGE_G_T_W2, SL_ZIMAGE_G_T_B2,
-    SL_ZIMAGE_G_X_PAD, SL_ZIMAGE_G_CAP_PAD,
-    SL_ZIMAGE_G_FADA_W, SL_ZIMAGE_G_FADA_B, SL_ZIMAGE_G_FIN_W, SL_ZIMAGE_G_FIN_B,
+    SL_ZIMAGE_G_X_W,
+    SL_ZIMAGE_G_X_B,
+    SL_ZIMAGE_G_CAP_NORM,
+    SL_ZIMAGE_G_CAP_W,
+    SL_ZIMAGE_G_CAP_B,
+    SL_ZIMAGE_G_T_W0,
+    SL_ZIMAGE_G_T_B0,
+    SL_ZIMAGE_G_T_W2,
+    SL_ZIMAGE_G_T_B2,
+    SL_ZIMAGE_G_X_PAD,
+    SL_ZIMAGE_G_CAP_PAD,
+    SL_ZIMAGE_G_FADA_W,
+    SL_ZIMAGE_G_FADA_B,
+    SL_ZIMAGE_G_FIN_W,
+    SL_ZIMAGE_G_FIN_B,
     SL_ZIMAGE_G_COUNT
 } sl_zimage_grole;
 
@@ -116,47 +140,47 @@ void sl_zimage_global_shape(const sl_zimage_config *c, sl_zimage_grole role, int
 
 typedef struct sl_zimage_block {
     sl_zimage_block_kind kind;
-    int index;      /* i in prefix.i */
-    int unit;       /* residency unit (-1 when bound directly) */
-    bool modulated; /* false for context_refiner */
-    sl_tensor wq, wk, wv; /* (D, D) each; rows of the fused (3D, D) qkv in the ComfyUI layout */
-    sl_tensor wo;         /* (D, D) */
-    sl_tensor q_norm, k_norm;             /* (Dh) */
-    sl_tensor attn_norm1, attn_norm2;     /* (D) */
-    sl_tensor ffn_norm1, ffn_norm2;       /* (D) */
-    sl_tensor w1, w3;                     /* (F, D) gate, up */
-    sl_tensor w2;                         /* (D, F) down */
-    sl_tensor ada_w;                      /* (4D, A) modulated blocks only */
-    sl_tensor ada_b;                      /* (4D) */
+    int index;                /* i in prefix.i */
+    int unit;                 /* residency unit (-1 when bound directly) */
+    bool modulated;           /* false for context_refiner */
+    sl_tensor wq, wk, wv;     /* (D, D) each; rows of the fused (3D, D) qkv in the ComfyUI layout */
+    sl_tensor wo;             /* (D, D) */
+    sl_tensor q_norm, k_norm; /* (Dh) */
+    sl_tensor attn_norm1, attn_norm2; /* (D) */
+    sl_tensor ffn_norm1, ffn_norm2;   /* (D) */
+    sl_tensor w1, w3;                 /* (F, D) gate, up */
+    sl_tensor w2;                     /* (D, F) down */
+    sl_tensor ada_w;                  /* (4D, A) modulated blocks only */
+    sl_tensor ada_b;                  /* (4D) */
 } sl_zimage_block;
 
 typedef struct sl_zimage {
     sl_zimage_config cfg;
-    sl_zimage_layout layout;       /* detected from the names present */
-    int unit_globals;              /* residency unit of the globals (-1 when bound directly) */
+    sl_zimage_layout layout; /* detected from the names present */
+    int unit_globals;        /* residency unit of the globals (-1 when bound directly) */
     /* globals */
-    sl_tensor x_emb_w;             /* (D, P·P·C) */
-    sl_tensor x_emb_b;             /* (D) */
-    sl_tensor cap_norm;            /* (Cc) */
-    sl_tensor cap_w;               /* (D, Cc) */
-    sl_tensor cap_b;               /* (D) */
-    sl_tensor t_w0;                /* (t_mid, t_freq_dim) */
-    sl_tensor t_b0;                /* (t_mid) */
-    sl_tensor t_w2;                /* (A, t_mid) */
-    sl_tensor t_b2;                /* (A) */
-    sl_tensor x_pad;               /* (1, D) */
-    sl_tensor cap_pad;             /* (1, D) */
-    sl_tensor final_ada_w;         /* (D, A) */
-    sl_tensor final_ada_b;         /* (D) */
-    sl_tensor final_w;             /* (P·P·C, D) */
-    sl_tensor final_b;             /* (P·P·C) */
+    sl_tensor x_emb_w;     /* (D, P·P·C) */
+    sl_tensor x_emb_b;     /* (D) */
+    sl_tensor cap_norm;    /* (Cc) */
+    sl_tensor cap_w;       /* (D, Cc) */
+    sl_tensor cap_b;       /* (D) */
+    sl_tensor t_w0;        /* (t_mid, t_freq_dim) */
+    sl_tensor t_b0;        /* (t_mid) */
+    sl_tensor t_w2;        /* (A, t_mid) */
+    sl_tensor t_b2;        /* (A) */
+    sl_tensor x_pad;       /* (1, D) */
+    sl_tensor cap_pad;     /* (1, D) */
+    sl_tensor final_ada_w; /* (D, A) */
+    sl_tensor final_ada_b; /* (D) */
+    sl_tensor final_w;     /* (P·P·C, D) */
+    sl_tensor final_b;     /* (P·P·C) */
     /* blocks in execution order: n_refiner noise, n_refiner context, n_layers main */
     sl_zimage_block *blocks;
     int n_blocks;
     /* host scratch for RoPE tables (grown on demand, reused across passes) */
-    float *host_tab;               /* [N, Dh] floats */
-    int *host_pos;                 /* [N, 3] positions */
-    size_t host_tab_cap;           /* floats in host_tab (host_pos holds 3·cap/Dh) */
+    float *host_tab;     /* [N, Dh] floats */
+    int *host_pos;       /* [N, 3] positions */
+    size_t host_tab_cap; /* floats in host_tab (host_pos holds 3·cap/Dh) */
 } sl_zimage;
 
 /* Build the model from a weight directory. The config (size) is derived from the tensor shapes
@@ -198,8 +222,8 @@ sl_status sl_zimage_forward(sl_zimage *m, sl_res *res, sl_ctx *ctx, const sl_ten
 
 /* Arena bytes sl_zimage_forward needs (its exact peak) for this shape and activation dtype:
  * the closed form behind --vram-estimation formula. lc[i] for i < n_caps. */
-size_t sl_zimage_arena_bytes(const sl_zimage_config *c, sl_dtype act, int Hl, int Wl,
-                             const int *lc, int n_caps);
+size_t sl_zimage_arena_bytes(const sl_zimage_config *c, sl_dtype act, int Hl, int Wl, const int *lc,
+                             int n_caps);
 
 /* ---- pieces exposed for tests ---- */
 

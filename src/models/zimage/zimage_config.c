@@ -46,20 +46,23 @@ long long sl_zimage_param_count(const sl_zimage_config *c) {
     long long pin = (long long)c->patch * c->patch * c->in_ch;
     long long ctx_block = 4 * D * D + 3 * D * F + 4 * D + 2 * Dh;
     long long mod_block = ctx_block + 4 * D * A + 4 * D;
-    long long globals = pin * D + D                                   /* x embedder */
+    long long globals = pin * D + D                                  /* x embedder */
                         + c->cap_dim + (long long)c->cap_dim * D + D /* caption embedder */
                         + (long long)c->t_freq_dim * c->t_mid + c->t_mid + (long long)c->t_mid * A +
-                        A         /* t embedder */
-                        + 2 * D   /* pad tokens */
+                        A                            /* t embedder */
+                        + 2 * D                      /* pad tokens */
                         + A * D + D + D * pin + pin; /* final layer */
     return (long long)(c->n_layers + c->n_refiner) * mod_block + c->n_refiner * ctx_block + globals;
 }
 
 const char *sl_zimage_block_prefix(sl_zimage_block_kind k) {
     switch (k) {
-    case SL_ZIMAGE_NOISE_REFINER: return "noise_refiner";
-    case SL_ZIMAGE_CONTEXT_REFINER: return "context_refiner";
-    case SL_ZIMAGE_LAYER: return "layers";
+    case SL_ZIMAGE_NOISE_REFINER:
+        return "noise_refiner";
+    case SL_ZIMAGE_CONTEXT_REFINER:
+        return "context_refiner";
+    case SL_ZIMAGE_LAYER:
+        return "layers";
     }
     return "?";
 }
@@ -103,50 +106,89 @@ static const char *const block_comfy[SL_ZIMAGE_B_COUNT] = {
     [SL_ZIMAGE_B_ADA_B] = "adaLN_modulation.0.bias",
 };
 
-void sl_zimage_block_name(sl_zimage_layout lay, sl_zimage_block_kind kind, int i, sl_zimage_brole role, char *buf,
-                   size_t n) {
+void sl_zimage_block_name(sl_zimage_layout lay, sl_zimage_block_kind kind, int i,
+                          sl_zimage_brole role, char *buf, size_t n) {
     SL_ASSERT(role >= 0 && role < SL_ZIMAGE_B_COUNT);
     const char *suf = lay == SL_ZIMAGE_COMFY ? block_comfy[role] : block_official[role];
     snprintf(buf, n, "%s.%d.%s", sl_zimage_block_prefix(kind), i, suf);
 }
 
-void sl_zimage_global_name(sl_zimage_layout lay, const sl_zimage_config *c, sl_zimage_grole role, char *buf,
-                    size_t n) {
+void sl_zimage_global_name(sl_zimage_layout lay, const sl_zimage_config *c, sl_zimage_grole role,
+                           char *buf, size_t n) {
     bool of = lay == SL_ZIMAGE_OFFICIAL;
     char xe[32], fl[32];
     snprintf(xe, sizeof xe, of ? "all_x_embedder.%d-1" : "x_embedder", c->patch);
     snprintf(fl, sizeof fl, of ? "all_final_layer.%d-1" : "final_layer", c->patch);
     switch (role) {
-    case SL_ZIMAGE_G_X_W: snprintf(buf, n, "%s.weight", xe); return;
-    case SL_ZIMAGE_G_X_B: snprintf(buf, n, "%s.bias", xe); return;
-    case SL_ZIMAGE_G_CAP_NORM: snprintf(buf, n, "cap_embedder.0.weight"); return;
-    case SL_ZIMAGE_G_CAP_W: snprintf(buf, n, "cap_embedder.1.weight"); return;
-    case SL_ZIMAGE_G_CAP_B: snprintf(buf, n, "cap_embedder.1.bias"); return;
-    case SL_ZIMAGE_G_T_W0: snprintf(buf, n, "t_embedder.mlp.0.weight"); return;
-    case SL_ZIMAGE_G_T_B0: snprintf(buf, n, "t_embedder.mlp.0.bias"); return;
-    case SL_ZIMAGE_G_T_W2: snprintf(buf, n, "t_embedder.mlp.2.weight"); return;
-    case SL_ZIMAGE_G_T_B2: snprintf(buf, n, "t_embedder.mlp.2.bias"); return;
-    case SL_ZIMAGE_G_X_PAD: snprintf(buf, n, "x_pad_token"); return;
-    case SL_ZIMAGE_G_CAP_PAD: snprintf(buf, n, "cap_pad_token"); return;
-    case SL_ZIMAGE_G_FADA_W: snprintf(buf, n, "%s.adaLN_modulation.1.weight", fl); return;
-    case SL_ZIMAGE_G_FADA_B: snprintf(buf, n, "%s.adaLN_modulation.1.bias", fl); return;
-    case SL_ZIMAGE_G_FIN_W: snprintf(buf, n, "%s.linear.weight", fl); return;
-    case SL_ZIMAGE_G_FIN_B: snprintf(buf, n, "%s.linear.bias", fl); return;
-    case SL_ZIMAGE_G_COUNT: break;
+    case SL_ZIMAGE_G_X_W:
+        snprintf(buf, n, "%s.weight", xe);
+        return;
+    case SL_ZIMAGE_G_X_B:
+        snprintf(buf, n, "%s.bias", xe);
+        return;
+    case SL_ZIMAGE_G_CAP_NORM:
+        snprintf(buf, n, "cap_embedder.0.weight");
+        return;
+    case SL_ZIMAGE_G_CAP_W:
+        snprintf(buf, n, "cap_embedder.1.weight");
+        return;
+    case SL_ZIMAGE_G_CAP_B:
+        snprintf(buf, n, "cap_embedder.1.bias");
+        return;
+    case SL_ZIMAGE_G_T_W0:
+        snprintf(buf, n, "t_embedder.mlp.0.weight");
+        return;
+    case SL_ZIMAGE_G_T_B0:
+        snprintf(buf, n, "t_embedder.mlp.0.bias");
+        return;
+    case SL_ZIMAGE_G_T_W2:
+        snprintf(buf, n, "t_embedder.mlp.2.weight");
+        return;
+    case SL_ZIMAGE_G_T_B2:
+        snprintf(buf, n, "t_embedder.mlp.2.bias");
+        return;
+    case SL_ZIMAGE_G_X_PAD:
+        snprintf(buf, n, "x_pad_token");
+        return;
+    case SL_ZIMAGE_G_CAP_PAD:
+        snprintf(buf, n, "cap_pad_token");
+        return;
+    case SL_ZIMAGE_G_FADA_W:
+        snprintf(buf, n, "%s.adaLN_modulation.1.weight", fl);
+        return;
+    case SL_ZIMAGE_G_FADA_B:
+        snprintf(buf, n, "%s.adaLN_modulation.1.bias", fl);
+        return;
+    case SL_ZIMAGE_G_FIN_W:
+        snprintf(buf, n, "%s.linear.weight", fl);
+        return;
+    case SL_ZIMAGE_G_FIN_B:
+        snprintf(buf, n, "%s.linear.bias", fl);
+        return;
+    case SL_ZIMAGE_G_COUNT:
+        break;
     }
     SL_ASSERT(0 && "bad global role");
 }
 
-void sl_zimage_global_shape(const sl_zimage_config *c, sl_zimage_grole role, int *ndim, int64_t ne[2]) {
+void sl_zimage_global_shape(const sl_zimage_config *c, sl_zimage_grole role, int *ndim,
+                            int64_t ne[2]) {
     int64_t D = c->dim, A = c->adaln_dim, pin = (int64_t)c->patch * c->patch * c->in_ch;
     int64_t s[SL_ZIMAGE_G_COUNT][2] = {
-        [SL_ZIMAGE_G_X_W] = {D, pin},         [SL_ZIMAGE_G_X_B] = {D, 0},
-        [SL_ZIMAGE_G_CAP_NORM] = {c->cap_dim, 0}, [SL_ZIMAGE_G_CAP_W] = {D, c->cap_dim},
-        [SL_ZIMAGE_G_CAP_B] = {D, 0},         [SL_ZIMAGE_G_T_W0] = {c->t_mid, c->t_freq_dim},
-        [SL_ZIMAGE_G_T_B0] = {c->t_mid, 0},   [SL_ZIMAGE_G_T_W2] = {A, c->t_mid},
-        [SL_ZIMAGE_G_T_B2] = {A, 0},          [SL_ZIMAGE_G_X_PAD] = {1, D},
-        [SL_ZIMAGE_G_CAP_PAD] = {1, D},       [SL_ZIMAGE_G_FADA_W] = {D, A},
-        [SL_ZIMAGE_G_FADA_B] = {D, 0},        [SL_ZIMAGE_G_FIN_W] = {pin, D},
+        [SL_ZIMAGE_G_X_W] = {D, pin},
+        [SL_ZIMAGE_G_X_B] = {D, 0},
+        [SL_ZIMAGE_G_CAP_NORM] = {c->cap_dim, 0},
+        [SL_ZIMAGE_G_CAP_W] = {D, c->cap_dim},
+        [SL_ZIMAGE_G_CAP_B] = {D, 0},
+        [SL_ZIMAGE_G_T_W0] = {c->t_mid, c->t_freq_dim},
+        [SL_ZIMAGE_G_T_B0] = {c->t_mid, 0},
+        [SL_ZIMAGE_G_T_W2] = {A, c->t_mid},
+        [SL_ZIMAGE_G_T_B2] = {A, 0},
+        [SL_ZIMAGE_G_X_PAD] = {1, D},
+        [SL_ZIMAGE_G_CAP_PAD] = {1, D},
+        [SL_ZIMAGE_G_FADA_W] = {D, A},
+        [SL_ZIMAGE_G_FADA_B] = {D, 0},
+        [SL_ZIMAGE_G_FIN_W] = {pin, D},
         [SL_ZIMAGE_G_FIN_B] = {pin, 0},
     };
     ne[0] = s[role][0];
@@ -155,14 +197,18 @@ void sl_zimage_global_shape(const sl_zimage_config *c, sl_zimage_grole role, int
     if (!ne[1]) ne[1] = 1;
 }
 
-void sl_zimage_block_shape(const sl_zimage_config *c, sl_zimage_brole role, int *ndim, int64_t ne[2]) {
+void sl_zimage_block_shape(const sl_zimage_config *c, sl_zimage_brole role, int *ndim,
+                           int64_t ne[2]) {
     int64_t D = c->dim, F = c->ffn_dim, A = c->adaln_dim, Dh = c->head_dim;
     int64_t s[SL_ZIMAGE_B_COUNT][2] = {
-        [SL_ZIMAGE_B_WQ] = {D, D},     [SL_ZIMAGE_B_WK] = {D, D},     [SL_ZIMAGE_B_WV] = {D, D},
-        [SL_ZIMAGE_B_WO] = {D, D},     [SL_ZIMAGE_B_QNORM] = {Dh, 0}, [SL_ZIMAGE_B_KNORM] = {Dh, 0},
-        [SL_ZIMAGE_B_ANORM1] = {D, 0}, [SL_ZIMAGE_B_ANORM2] = {D, 0}, [SL_ZIMAGE_B_FNORM1] = {D, 0},
-        [SL_ZIMAGE_B_FNORM2] = {D, 0}, [SL_ZIMAGE_B_W1] = {F, D},     [SL_ZIMAGE_B_W2] = {D, F},
-        [SL_ZIMAGE_B_W3] = {F, D},     [SL_ZIMAGE_B_ADA_W] = {4 * D, A}, [SL_ZIMAGE_B_ADA_B] = {4 * D, 0},
+        [SL_ZIMAGE_B_WQ] = {D, D},        [SL_ZIMAGE_B_WK] = {D, D},
+        [SL_ZIMAGE_B_WV] = {D, D},        [SL_ZIMAGE_B_WO] = {D, D},
+        [SL_ZIMAGE_B_QNORM] = {Dh, 0},    [SL_ZIMAGE_B_KNORM] = {Dh, 0},
+        [SL_ZIMAGE_B_ANORM1] = {D, 0},    [SL_ZIMAGE_B_ANORM2] = {D, 0},
+        [SL_ZIMAGE_B_FNORM1] = {D, 0},    [SL_ZIMAGE_B_FNORM2] = {D, 0},
+        [SL_ZIMAGE_B_W1] = {F, D},        [SL_ZIMAGE_B_W2] = {D, F},
+        [SL_ZIMAGE_B_W3] = {F, D},        [SL_ZIMAGE_B_ADA_W] = {4 * D, A},
+        [SL_ZIMAGE_B_ADA_B] = {4 * D, 0},
     };
     ne[0] = s[role][0];
     ne[1] = s[role][1];
@@ -197,8 +243,8 @@ sl_status sl_zimage_synth_list(const char *size, const char *layout, sl_synth_li
     else if (!strcmp(size, "full"))
         c = sl_zimage_config_full();
     else
-        return sl_err_set(err, SL_ERR_INVALID_ARG, "zimage synth: unknown size '%s' (use tiny or full)",
-                          size);
+        return sl_err_set(err, SL_ERR_INVALID_ARG,
+                          "zimage synth: unknown size '%s' (use tiny or full)", size);
     sl_zimage_layout lay;
     if (!layout || !strcmp(layout, "official") || !strcmp(layout, "diffusers"))
         lay = SL_ZIMAGE_OFFICIAL;
@@ -217,16 +263,24 @@ sl_status sl_zimage_synth_list(const char *size, const char *layout, sl_synth_li
         sl_zimage_global_name(lay, &c, (sl_zimage_grole)r, name, sizeof name);
         sl_zimage_global_shape(&c, (sl_zimage_grole)r, &ndim, ne);
         switch ((sl_zimage_grole)r) {
-        case SL_ZIMAGE_G_CAP_NORM: add_norm(out, name, ndim, ne); break;
+        case SL_ZIMAGE_G_CAP_NORM:
+            add_norm(out, name, ndim, ne);
+            break;
         case SL_ZIMAGE_G_X_PAD:
-        case SL_ZIMAGE_G_CAP_PAD: add(out, name, ndim, ne, SL_INIT_NORMAL, 0.0f, 0.5f, true); break;
+        case SL_ZIMAGE_G_CAP_PAD:
+            add(out, name, ndim, ne, SL_INIT_NORMAL, 0.0f, 0.5f, true);
+            break;
         case SL_ZIMAGE_G_X_B:
         case SL_ZIMAGE_G_CAP_B:
         case SL_ZIMAGE_G_T_B0:
         case SL_ZIMAGE_G_T_B2:
         case SL_ZIMAGE_G_FADA_B:
-        case SL_ZIMAGE_G_FIN_B: add_bias(out, name, ndim, ne); break;
-        default: add_linear(out, name, ndim, ne, true); break; /* precision-sensitive globals */
+        case SL_ZIMAGE_G_FIN_B:
+            add_bias(out, name, ndim, ne);
+            break;
+        default:
+            add_linear(out, name, ndim, ne, true);
+            break; /* precision-sensitive globals */
         }
     }
     for (int kind = 0; kind < 3; kind++) {
@@ -235,8 +289,10 @@ sl_status sl_zimage_synth_list(const char *size, const char *layout, sl_synth_li
             for (int r = 0; r < SL_ZIMAGE_B_COUNT; r++) {
                 bool mod = kind != SL_ZIMAGE_CONTEXT_REFINER;
                 if (!mod && (r == SL_ZIMAGE_B_ADA_W || r == SL_ZIMAGE_B_ADA_B)) continue;
-                if (lay == SL_ZIMAGE_COMFY && (r == SL_ZIMAGE_B_WK || r == SL_ZIMAGE_B_WV)) continue;
-                sl_zimage_block_name(lay, (sl_zimage_block_kind)kind, i, (sl_zimage_brole)r, name, sizeof name);
+                if (lay == SL_ZIMAGE_COMFY && (r == SL_ZIMAGE_B_WK || r == SL_ZIMAGE_B_WV))
+                    continue;
+                sl_zimage_block_name(lay, (sl_zimage_block_kind)kind, i, (sl_zimage_brole)r, name,
+                                     sizeof name);
                 sl_zimage_block_shape(&c, (sl_zimage_brole)r, &ndim, ne);
                 if (lay == SL_ZIMAGE_COMFY && r == SL_ZIMAGE_B_WQ) ne[0] *= 3; /* fused qkv */
                 if (ndim == 1 && r != SL_ZIMAGE_B_ADA_B)
