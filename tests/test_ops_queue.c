@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/backend.h"
 #include "backend/ops.h"
@@ -318,5 +319,40 @@ SL_TEST(ops_queue_missing_wait_is_visible) {
     CHECK(out[0] == 1.0f && out[N - 1] == 1.0f);
     be->vt->host_free(be, h);
     be->vt->free(be, arena);
+    sl_backend_destroy(be);
+}
+
+static double ms_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* free and host_free wait for queued copies, as cudaFree/cudaFreeHost do: freeing a slot or a
+ * staging buffer with an upload still queued must not let that upload touch freed (and possibly
+ * reallocated) memory. Under ASan a violation is a heap-use-after-free. */
+SL_TEST(ops_queue_free_waits_for_queued_copies) {
+    setenv("SLUICE_CPU_COPY_DELAY_US", "20000", 1);
+    sl_backend *be = make_dev(0);
+    unsetenv("SLUICE_CPU_COPY_DELAY_US");
+    REQUIRE(be);
+    sl_err err = {0};
+    void *d = NULL, *h = NULL;
+    REQUIRE_OK(be->vt->alloc(be, 1 << 16, &d, &err), &err);
+    REQUIRE_OK(be->vt->host_alloc(be, 1 << 16, &h, &err), &err);
+    memset(h, 3, 1 << 16);
+    REQUIRE(be->vt->upload(be, SL_QUEUE_COPY, d, h, 1 << 16) == SL_OK);
+    double t0 = ms_now();
+    be->vt->free(be, d);
+    double t1 = ms_now();
+    CHECKF(t1 - t0 >= 15.0, "free returned after %.2f ms with a 20 ms copy queued", t1 - t0);
+    REQUIRE_OK(be->vt->alloc(be, 1 << 16, &d, &err), &err);
+    REQUIRE(be->vt->upload(be, SL_QUEUE_COPY, d, h, 1 << 16) == SL_OK);
+    t0 = ms_now();
+    be->vt->host_free(be, h);
+    t1 = ms_now();
+    CHECKF(t1 - t0 >= 15.0, "host_free returned after %.2f ms with a 20 ms copy queued", t1 - t0);
+    CHECK(((unsigned char *)d)[(1 << 16) - 1] == 3);
+    be->vt->free(be, d);
     sl_backend_destroy(be);
 }

@@ -17,7 +17,8 @@
  * Ordering model (the same rules as CUDA streams): event_record on a queue captures that queue's
  * current end; the event is reached when the queue has run everything before the record. A
  * re-record replaces the captured point; a queue_wait captures the record current at the time of
- * the call; waiting on a never-recorded event returns at once. The compute queue is synchronous,
+ * the call; waiting on a never-recorded event returns at once; free and host_free first wait for
+ * every queued copy, as cudaFree and cudaFreeHost do. The compute queue is synchronous,
  * so events recorded on it are reached at record time and queue_wait(COMPUTE, e) blocks the host
  * until e is reached. */
 #include <stdarg.h>
@@ -172,10 +173,17 @@ static sl_status c_alloc(sl_backend *be, size_t bytes, void **out, sl_err *err) 
     return SL_OK;
 }
 
+/* Wait until the copy queue has run every command queued so far (caller holds mu). */
+static void drain_locked(sl_cpu *c) {
+    uint64_t upto = c->q_pushed;
+    while (c->q_done < upto) pthread_cond_wait(&c->cv, &c->mu);
+}
+
 static void c_free(sl_backend *be, void *p) {
     if (!p) return;
     sl_cpu *c = cpu_of(be);
     pthread_mutex_lock(&c->mu);
+    drain_locked(c); /* like cudaFree, which waits for the device's queued work */
     int i = mem_find(c, p);
     SL_ASSERTF(i >= 0 && c->mems[i].device, "cpu backend: free(%p) of memory not from alloc()", p);
     c->used -= c->mems[i].bytes;
@@ -209,6 +217,7 @@ static void c_host_free(sl_backend *be, void *p) {
     if (!p) return;
     sl_cpu *c = cpu_of(be);
     pthread_mutex_lock(&c->mu);
+    drain_locked(c); /* like cudaFreeHost: queued copies from p finish first */
     int i = mem_find(c, p);
     SL_ASSERTF(i >= 0 && !c->mems[i].device,
                "cpu backend: host_free(%p) of memory not from host_alloc()", p);
@@ -419,7 +428,7 @@ static sl_status c_event_elapsed(sl_backend *be, sl_event *a, sl_event *b, float
 static sl_status c_sync(sl_backend *be) {
     sl_cpu *c = cpu_of(be);
     pthread_mutex_lock(&c->mu);
-    while (c->q_done < c->q_pushed) pthread_cond_wait(&c->cv, &c->mu);
+    drain_locked(c);
     pthread_mutex_unlock(&c->mu);
     return SL_OK;
 }
