@@ -950,12 +950,69 @@ SL_TEST(zimage_residency_matches_direct) {
         CHECKF(rs.units_streamed == 7 && rs.bytes_uploaded > 0, "streamed %d units, %zu bytes",
                rs.units_streamed, rs.bytes_uploaded);
     }
+    /* a dry run of the engine-bound model (weights not acquired) sizes the same arena */
+    sl_backend *mb = NULL;
+    REQUIRE_OK(sl_backend_measure_create(dev, &mb, &err), &err);
+    size_t dry = 0;
+    REQUIRE_OK(run_forward(m, NULL, mb, &z, NULL, &dry, &err), &err);
+    CHECK(dry == sl_zimage_arena_bytes(&m->cfg, dev->info.act_dtype, 10, 14, z.lc, 2));
+    sl_backend_destroy(mb);
     zcase_free(&z);
     free(a), free(b), free(a2), free(b2);
     sl_zimage_free(m);
     sl_res_free(res);
     sl_backend_destroy(dev);
     sl_backend_destroy(be);
+    tiny_close(&t);
+}
+
+/* The tiny model on the CUDA backend (bf16 activations, f32 residual) against the CPU backend
+ * (f32), one CFG pass with both padding cases; and the formula/dry-run arena for bf16. */
+SL_TEST(gpu_zimage_tiny_cuda_vs_cpu) {
+    sl_err err = {0};
+    sl_backend *gpu = NULL;
+    if (sl_backend_create("cuda", 0, &gpu, &err) != SL_OK) SKIP("no CUDA backend: %s", err.msg);
+    tiny t;
+    REQUIREF(tiny_open(&t, &err), "%s", err.msg);
+    sl_backend *cpu = cpu_backend(false);
+    REQUIRE(cpu);
+    sl_res *res = NULL;
+    REQUIRE_OK(sl_res_create(gpu, "diffusion model", &res, &err), &err);
+    sl_zimage *m = NULL;
+    REQUIRE_OK(sl_zimage_load(t.wd, res, 0, &m, &err), &err);
+    REQUIRE_OK(sl_res_load_host(res, &err), &err);
+    sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1};
+    REQUIRE_OK(sl_res_plan(res, &po, &err), &err);
+    REQUIRE_OK(sl_res_load_device(res, &err), &err);
+    const int second[2] = {9, 40};
+    for (int k = 0; k < 2; k++) {
+        zcase z;
+        zcase_make(&z, &t.m->cfg, 18, 22, 0.4f, 2, 20, second[k], 33);
+        int64_t n = 16 * 18 * 22;
+        float *c0 = malloc((size_t)n * 4), *c1 = malloc((size_t)n * 4), *g0 = malloc((size_t)n * 4),
+              *g1 = malloc((size_t)n * 4);
+        float *oc[2] = {c0, c1}, *og[2] = {g0, g1};
+        size_t peak = 0, dry = 0;
+        REQUIRE_OK(run_forward(t.m, NULL, cpu, &z, oc, NULL, &err), &err);
+        REQUIRE_OK(run_forward(m, res, gpu, &z, og, &peak, &err), &err);
+        sl_backend *mb = NULL;
+        REQUIRE_OK(sl_backend_measure_create(gpu, &mb, &err), &err);
+        REQUIRE_OK(run_forward(m, NULL, mb, &z, NULL, &dry, &err), &err);
+        sl_backend_destroy(mb);
+        double e0 = rel_l2(g0, c0, n), e1 = rel_l2(g1, c1, n);
+        printf("    case %d: CUDA (%s activations) vs CPU f32: rel-L2 %.3g / %.3g\n", k,
+               sl_dtype_name(gpu->info.act_dtype), e0, e1);
+        CHECKF(e0 <= 3e-2 && e1 <= 3e-2, "rel-L2 %.3g %.3g > 3e-2", e0, e1);
+        size_t formula = sl_zimage_arena_bytes(&m->cfg, gpu->info.act_dtype, 18, 22, z.lc, 2);
+        CHECKF(peak == dry && dry == formula, "arena: real %zu, dry %zu, formula %zu", peak, dry,
+               formula);
+        free(c0), free(c1), free(g0), free(g1);
+        zcase_free(&z);
+    }
+    sl_zimage_free(m);
+    sl_res_free(res);
+    sl_backend_destroy(cpu);
+    sl_backend_destroy(gpu);
     tiny_close(&t);
 }
 
