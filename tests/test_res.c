@@ -290,6 +290,7 @@ typedef struct run_cfg {
     bool park_between; /* park + load_device between passes */
     bool cpu;          /* the real CPU backend in as_device mode instead of the fake */
     bool reverse;      /* blocks run in reverse declaration order */
+    size_t host_limit; /* disk tier: pinned host bytes (0: no limit) */
 } run_cfg;
 
 /* Device bytes in use (fake: exact; cpu: from mem_info against its budget). */
@@ -321,7 +322,11 @@ static int run_device(const toy_file *tf, int T, const float *ref, const run_cfg
     toy_ctx tc;
     toy_ctx_init(&tc, be, T, tf->D);
     sl_status st = toy_open(&t, tf, be, rc->use_paths, e);
+    if (st == SL_OK && rc->host_limit) sl_res_set_host_limit(t.res, rc->host_limit);
     if (st == SL_OK) st = sl_res_load_host(t.res, e);
+    if (st == SL_OK && rc->host_limit && !rc->cpu &&
+        (rf_host_used(be) > rc->host_limit || sl_res_host_bytes(t.res) > rc->host_limit))
+        bad++;
     sl_res_plan_opts po = {.budget = rc->budget, .prefetch = rc->prefetch ? rc->prefetch : 1,
                            .link_gbps = 1, .force_stream_all = rc->stream_all};
     if (st == SL_OK) st = sl_res_plan(t.res, &po, e);
@@ -848,4 +853,57 @@ SL_TEST(res_replan_after_first_pass_makes_held_globals_resident) {
     dev_toy_close(&d);
     toy_file_close(&tf);
     CHECKF(globals_streamed_first, "the first plan already kept globals resident: nothing tested");
+}
+
+SL_TEST(res_disk_tier_bit_identical) {
+    /* pinned RAM limited to a fraction of the model: the units outside the arena are read from
+     * the file through the staging buffers at every upload; outputs never change */
+    sl_log_set_level(SL_LOG_WARN);
+    enum { N = 7, D = 24, T = 3 };
+    toy_file tf;
+    toy_file_write(&tf, N, D);
+    float ref[T * D];
+    toy_reference(&tf, T, ref, 1, false);
+    rf_opts o0 = {.plain = true};
+    sl_backend *be0 = rf_create(&o0);
+    toy t0;
+    sl_err e = {0};
+    REQUIRE_OK(toy_open(&t0, &tf, be0, false, &e), &e);
+    size_t total = sl_res_total_bytes(t0.res);
+    sl_res_free(t0.res);
+    sl_backend_destroy(be0);
+    int runs = 0;
+    for (int lim = 0; lim < 3; lim++) {
+        size_t host_limit = total * (size_t)(2 + lim) / 6; /* 33%, 50%, 67% */
+        for (int pf = 1; pf <= 2; pf++) {
+            for (int plan = 0; plan < 3; plan++) {
+                for (int pol = 0; pol < 3; pol++) {
+                    run_cfg rc = {.policy = (rf_policy)pol, .seed = (uint64_t)(lim * 9 + plan),
+                                  .budget = plan == 0 ? SIZE_MAX : total * 2 / 3, .prefetch = pf,
+                                  .stream_all = plan == 2, .use_paths = (pol + lim) & 1,
+                                  .passes = 3, .park_between = plan == 1 && pol == 0,
+                                  .host_limit = host_limit};
+                    sl_err e2 = {0};
+                    int bad = run_device(&tf, T, ref, &rc, &e2, NULL);
+                    runs++;
+                    CHECKF(bad == 0, "limit %zu prefetch %d plan %d policy %d: %d bad (%s)",
+                           host_limit, pf, plan, pol, bad, e2.msg);
+                }
+            }
+        }
+    }
+    /* and on the real cpu backend with slow uploads */
+    setenv("SLUICE_CPU_COPY_DELAY_US", "200", 1);
+    float cref[T * D];
+    toy_reference_on(&tf, T, cref, 1, false, true);
+    for (int plan = 0; plan < 3; plan++) {
+        run_cfg rc = {.cpu = true, .budget = plan == 0 ? SIZE_MAX : total / 2, .prefetch = 1,
+                      .stream_all = plan == 2, .use_paths = true, .passes = 3,
+                      .host_limit = total / 3};
+        sl_err e2 = {0};
+        int bad = run_device(&tf, T, cref, &rc, &e2, NULL);
+        CHECKF(bad == 0, "cpu plan %d: %d bad (%s)", plan, bad, e2.msg);
+    }
+    CHECK(runs == 54);
+    toy_file_close(&tf);
 }

@@ -62,6 +62,7 @@ typedef struct res_unit {
     int slot;        /* slot it occupies while acquired (streamed units), else -1 */
     bool held;
     bool spans; /* held while other units are acquired: planned resident */
+    bool in_arena; /* its bytes are in the host arena (else: disk tier, read through staging) */
 } res_unit;
 
 typedef enum res_home { HOME_NONE, HOME_MAPPED, HOME_ARENA } res_home;
@@ -108,6 +109,17 @@ struct sl_res {
     res_home home;
     uint8_t *arena; /* pinned host home (HOME_ARENA) */
     size_t arena_bytes;
+    /* disk tier (host_limit below the model): units outside the arena are read from their files
+     * into one of two pinned staging buffers and uploaded from there */
+    size_t host_limit;
+    bool disk;
+    uint8_t *stage[2];
+    sl_event *stage_ev[2]; /* copy queue: the upload from stage[k] is done */
+    bool stage_used[2];
+    int stage_next;
+    size_t stage_bytes;
+    int *fds; /* open files (disk tier), -1 where not opened */
+    sl_err io_err; /* the last read failure inside a pass */
 
     /* plan */
     bool planned;
@@ -174,6 +186,13 @@ void sl_res_free(sl_res *r) {
     release_device(r);
     free_timing(r);
     if (r->arena) r->be->vt->host_free(r->be, r->arena);
+    for (int k = 0; k < 2; k++) {
+        if (r->stage[k]) r->be->vt->host_free(r->be, r->stage[k]);
+        if (r->stage_ev[k]) r->be->vt->event_destroy(r->be, r->stage_ev[k]);
+    }
+    for (int i = 0; r->fds && i < r->n_files; i++)
+        if (r->fds[i] >= 0) close(r->fds[i]);
+    free(r->fds);
     for (int i = 0; i < r->n_units; i++) {
         free(r->units[i].name);
         free(r->units[i].tix);
@@ -382,6 +401,7 @@ static sl_status fill_arena(sl_res *r, sl_err *err) {
     for (int i = 0; i < nf; i++) fds[i] = -1;
     for (int ui = 0; ui < r->n_units && st == SL_OK; ui++) {
         res_unit *u = &r->units[ui];
+        if (!u->in_arena) continue;
         uint8_t *base = r->arena + u->host_off;
         size_t end = 0;
         for (int k = 0; k < u->n_t && st == SL_OK; k++) {
@@ -421,6 +441,73 @@ static sl_status fill_arena(sl_res *r, sl_err *err) {
     return st;
 }
 
+void sl_res_set_host_limit(sl_res *r, size_t bytes) {
+    SL_ASSERTF(r->home == HOME_NONE, "residency %s: host limit set after load_host", r->name);
+    r->host_limit = bytes;
+}
+
+/* The disk tier's host side: an arena of host_limit bytes (filled at load_device, once the plan
+ * says which units stream), two staging buffers, the files kept open. */
+static sl_status setup_disk_tier(sl_res *r, size_t total, sl_err *err) {
+    sl_backend *be = r->be;
+    sl_err e2 = {0};
+    size_t mx = 0;
+    for (int i = 0; i < r->n_units; i++) mx = SL_MAX(mx, r->units[i].bytes);
+    /* staging of at most a quarter of the limit; units larger than it go up in pieces */
+    size_t cap = SL_MAX(r->host_limit / 4 / RES_ALIGN * RES_ALIGN, (size_t)RES_ALIGN);
+    r->stage_bytes = SL_MIN(SL_ALIGN_UP(SL_MIN(mx, (size_t)READ_CHUNK), (size_t)RES_ALIGN), cap);
+    if (!r->stage_bytes) r->stage_bytes = RES_ALIGN;
+    size_t arena = r->host_limit > 2 * r->stage_bytes ? r->host_limit - 2 * r->stage_bytes : 0;
+    arena = arena / RES_ALIGN * RES_ALIGN;
+    r->disk = true;
+    if (arena && be->vt->host_alloc(be, arena, (void **)&r->arena, &e2) != SL_OK) goto oom;
+    r->arena_bytes = r->arena ? arena : 0;
+    for (int k = 0; k < 2; k++) {
+        if (be->vt->host_alloc(be, r->stage_bytes, (void **)&r->stage[k], &e2) != SL_OK) goto oom;
+        if (be->vt->event_create(be, &r->stage_ev[k]) != SL_OK) {
+            r->stage_ev[k] = NULL;
+            return sl_err_set(err, SL_ERR_BACKEND, "%s: cannot create an event: %s", r->name,
+                              be->last_error);
+        }
+    }
+    r->fds = malloc((size_t)(r->n_files ? r->n_files : 1) * sizeof *r->fds);
+    if (!r->fds) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of host memory", r->name);
+    for (int i = 0; i < r->n_files; i++) {
+        r->fds[i] = -1;
+        if (r->files[i] && (r->fds[i] = open(r->files[i], O_RDONLY | O_CLOEXEC)) < 0)
+            return sl_err_set(err, SL_ERR_IO, "%s: cannot open: %s", r->files[i], strerror(errno));
+    }
+    for (int i = 0; i < r->n_units; i++) r->units[i].in_arena = false;
+    SL_INFO("res[%s]: host limit %.2f GB for %.2f GB of weights: %.2f GB arena + 2 x %.1f MB "
+            "staging, the rest read from disk when uploaded",
+            r->name, (double)r->host_limit / 1e9, (double)total / 1e9, (double)r->arena_bytes / 1e9,
+            (double)r->stage_bytes / 1e6);
+    return SL_OK;
+oom:
+    return sl_err_set(err, SL_ERR_OOM_HOST,
+                      "%s: cannot allocate %.2f GB of pinned host memory for the disk tier: %s "
+                      "(lower the host RAM limit)",
+                      r->name, (double)r->host_limit / 1e9, e2.msg);
+}
+
+static void free_host(sl_res *r) {
+    sl_backend *be = r->be;
+    if (r->arena) be->vt->host_free(be, r->arena);
+    r->arena = NULL;
+    r->arena_bytes = 0;
+    for (int k = 0; k < 2; k++) {
+        if (r->stage[k]) be->vt->host_free(be, r->stage[k]);
+        if (r->stage_ev[k]) be->vt->event_destroy(be, r->stage_ev[k]);
+        r->stage[k] = NULL;
+        r->stage_ev[k] = NULL;
+    }
+    for (int i = 0; r->fds && i < r->n_files; i++)
+        if (r->fds[i] >= 0) close(r->fds[i]);
+    free(r->fds);
+    r->fds = NULL;
+    r->disk = false;
+}
+
 sl_status sl_res_load_host(sl_res *r, sl_err *err) {
     SL_ASSERT(r);
     if (r->home != HOME_NONE) return SL_OK;
@@ -431,30 +518,133 @@ sl_status sl_res_load_host(sl_res *r, sl_err *err) {
     size_t total = 0;
     for (int i = 0; i < r->n_units; i++) {
         r->units[i].host_off = total;
+        r->units[i].in_arena = true;
         total += r->units[i].bytes;
+    }
+    if (r->host_limit && total > r->host_limit) {
+        sl_status st = setup_disk_tier(r, total, err);
+        if (st != SL_OK) {
+            free_host(r);
+            return st;
+        }
+        r->home = HOME_ARENA;
+        return SL_OK;
     }
     void *p = NULL;
     sl_err e2 = {0};
     if (r->be->vt->host_alloc(r->be, total ? total : RES_ALIGN, &p, &e2) != SL_OK)
         return sl_err_set(err, SL_ERR_OOM_HOST,
                           "%s: cannot allocate the pinned host home of %.2f GB (%zu bytes) for %d "
-                          "units: %s (free host RAM, or use a smaller dtype/quantisation)",
+                          "units: %s (free host RAM, limit the host RAM used (disk tier), or use "
+                          "a smaller dtype/quantisation)",
                           r->name, (double)total / 1e9, total, r->n_units, e2.msg);
     r->arena = p;
     r->arena_bytes = total;
     sl_status st = fill_arena(r, err);
     if (st != SL_OK) {
         sl_err_prefix(err, "%s: loading weights: ", r->name);
-        r->be->vt->host_free(r->be, r->arena);
-        r->arena = NULL;
-        r->arena_bytes = 0;
+        free_host(r);
         return st;
     }
     r->home = HOME_ARENA;
     return SL_OK;
 }
 
-size_t sl_res_host_bytes(const sl_res *r) { return r->home == HOME_ARENA ? r->arena_bytes : 0; }
+/* Disk tier, at load_device: keep in the arena the streamed units first (they cross the link
+ * every pass), then resident ones (re-read at every reload otherwise), in pass order while they
+ * fit; refill when that set changed. */
+static sl_status choose_arena_units(sl_res *r, sl_err *err) {
+    int n = r->n_units;
+    bool *want = calloc((size_t)(n ? n : 1), sizeof *want);
+    if (!want) return sl_err_set(err, SL_ERR_OOM_HOST, "%s: out of host memory", r->name);
+    size_t used = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        sl_unit_place pl = pass == 0 ? SL_UNIT_STREAMED : SL_UNIT_RESIDENT;
+        for (int k = 0; k < r->n_order + n; k++) {
+            int i = k < r->n_order ? r->order[k] : k - r->n_order;
+            if (want[i] || r->units[i].place != pl) continue;
+            if (used + r->units[i].bytes <= r->arena_bytes) {
+                want[i] = true;
+                used += r->units[i].bytes;
+            }
+        }
+    }
+    bool same = true;
+    for (int i = 0; i < n; i++) same = same && want[i] == r->units[i].in_arena;
+    sl_status st = SL_OK;
+    if (!same) {
+        size_t off = 0;
+        for (int i = 0; i < n; i++) {
+            r->units[i].in_arena = want[i];
+            if (want[i]) {
+                r->units[i].host_off = off;
+                off += r->units[i].bytes;
+            }
+        }
+        st = fill_arena(r, err);
+        if (st != SL_OK) {
+            for (int i = 0; i < n; i++) r->units[i].in_arena = false;
+            sl_err_prefix(err, "%s: loading weights: ", r->name);
+        }
+    }
+    free(want);
+    return st;
+}
+
+/* Bytes [o, o + n) of unit u's packed layout into dst, from its files (or mapping). */
+static sl_status read_unit_range(sl_res *r, const res_unit *u, size_t o, size_t n, uint8_t *dst,
+                                 sl_err *err) {
+    size_t cur = o, end = o + n;
+    for (int k = 0; k < u->n_t; k++) {
+        const res_tensor *t = &r->tensors[u->tix[k]];
+        size_t lo = SL_MAX(o, t->off), hi = SL_MIN(end, t->off + t->nbytes);
+        if (lo >= hi) continue;
+        if (lo > cur) memset(dst + (cur - o), 0, lo - cur);
+        int fd = r->fds && t->file < r->n_files ? r->fds[t->file] : -1;
+        if (fd >= 0) {
+            uint64_t fo = t->file_off + (lo - t->off);
+            sl_status st = pread_all(fd, dst + (lo - o), hi - lo, fo, r->files[t->file], err);
+            if (st != SL_OK) return st;
+            posix_fadvise(fd, (off_t)fo, (off_t)(hi - lo), POSIX_FADV_DONTNEED);
+        } else {
+            memcpy(dst + (lo - o), t->src + (lo - t->off), hi - lo);
+        }
+        cur = hi;
+    }
+    if (end > cur) memset(dst + (cur - o), 0, end - cur);
+    return SL_OK;
+}
+
+/* Queue the upload of unit u into dev on the copy queue: one copy from the arena, or (disk tier)
+ * piece by piece through the staging buffers — the host reads the next piece while the previous
+ * one is uploaded, waiting only for the upload that last used the buffer. */
+static sl_status upload_unit(sl_res *r, const res_unit *u, uint8_t *dev) {
+    sl_backend *be = r->be;
+    if (!u->bytes) return SL_OK;
+    if (u->in_arena) return be->vt->upload(be, SL_QUEUE_COPY, dev, r->arena + u->host_off, u->bytes);
+    for (size_t o = 0; o < u->bytes; o += r->stage_bytes) {
+        int k = r->stage_next;
+        r->stage_next ^= 1;
+        size_t n = SL_MIN(r->stage_bytes, u->bytes - o);
+        sl_status st;
+        if (r->stage_used[k] && (st = be->vt->event_sync(be, r->stage_ev[k])) != SL_OK) return st;
+        sl_err_clear(&r->io_err);
+        if ((st = read_unit_range(r, u, o, n, r->stage[k], &r->io_err)) != SL_OK) return st;
+        if ((st = be->vt->upload(be, SL_QUEUE_COPY, dev + o, r->stage[k], n)) != SL_OK) return st;
+        if ((st = be->vt->event_record(be, r->stage_ev[k], SL_QUEUE_COPY)) != SL_OK) return st;
+        r->stage_used[k] = true;
+    }
+    return SL_OK;
+}
+
+/* The message of the last failed upload: a read error, else the backend's. */
+static const char *upload_msg(sl_res *r) {
+    return r->io_err.status != SL_OK ? r->io_err.msg : r->be->last_error;
+}
+
+size_t sl_res_host_bytes(const sl_res *r) {
+    return r->home == HOME_ARENA ? r->arena_bytes + (r->disk ? 2 * r->stage_bytes : 0) : 0;
+}
 
 
 __attribute__((format(printf, 3, 0))) static void fail_ctx(sl_ctx *ctx, sl_status st,
@@ -656,9 +846,7 @@ static sl_status issue_upload(sl_res *r, int s, int unit, res_tset *t, int ci) {
     sl_event *a, *b;
     bool timed = copy_events(r, t, ci, &a, &b);
     if (timed && (st = be->vt->event_record(be, a, SL_QUEUE_COPY)) != SL_OK) return st;
-    if (u->bytes &&
-        (st = be->vt->upload(be, SL_QUEUE_COPY, sl->dev, r->arena + u->host_off, u->bytes)) != SL_OK)
-        return st;
+    if ((st = upload_unit(r, u, sl->dev)) != SL_OK) return st;
     if (timed && (st = be->vt->event_record(be, b, SL_QUEUE_COPY)) != SL_OK) return st;
     if ((st = be->vt->event_record(be, sl->ready, SL_QUEUE_COPY)) != SL_OK) return st;
     sl->unit = unit;
@@ -906,6 +1094,7 @@ sl_status sl_res_load_device(sl_res *r, sl_err *err) {
         r->loaded = true;
         return SL_OK;
     }
+    if (r->disk && (st = choose_arena_units(r, err)) != SL_OK) return st;
     sl_backend *be = r->be;
     sl_err e2 = {0};
     size_t res_bytes = r->plan_bytes - (size_t)r->n_slots * r->slot_bytes;
@@ -957,11 +1146,10 @@ sl_status sl_res_load_device(sl_res *r, sl_err *err) {
         res_unit *u = &r->units[i];
         if (u->place != SL_UNIT_RESIDENT) continue;
         u->dev = (uint8_t *)r->dev_block + off;
-        if (u->bytes &&
-            (st = be->vt->upload(be, SL_QUEUE_COPY, u->dev, r->arena + u->host_off, u->bytes)) !=
-                SL_OK) {
+        sl_err_clear(&r->io_err);
+        if ((st = upload_unit(r, u, u->dev)) != SL_OK) {
             sl_err_set(err, st, "%s: uploading unit %s (%zu bytes): %s", r->name, u->name, u->bytes,
-                       be->last_error);
+                       upload_msg(r));
             goto fail;
         }
         off += u->bytes;
@@ -974,7 +1162,7 @@ sl_status sl_res_load_device(sl_res *r, sl_err *err) {
     r->timing = be->info.can_time;
     new_epoch(r);
     if ((st = pump(r)) != SL_OK) {
-        sl_err_set(err, st, "%s: queueing uploads: %s", r->name, be->last_error);
+        sl_err_set(err, st, "%s: queueing uploads: %s", r->name, upload_msg(r));
         goto fail;
     }
     return SL_OK;
@@ -1095,7 +1283,7 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
             int fs = free_slot(r, false);
             if (fs < 0) break;
             if ((st = upload_pos(r, fs, r->next_up)) != SL_OK) {
-                fail_ctx(ctx, st, "%s: queueing an upload: %s", r->name, be->last_error);
+                fail_ctx(ctx, st, "%s: queueing an upload: %s", r->name, upload_msg(r));
                 return;
             }
             if (r->next_up++ == g) s = fs;
@@ -1114,7 +1302,7 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
             return;
         }
         if ((st = issue_upload(r, s, unit, t, t->n_consumed)) != SL_OK) {
-            fail_ctx(ctx, st, "%s: queueing an upload: %s", r->name, be->last_error);
+            fail_ctx(ctx, st, "%s: queueing an upload: %s", r->name, upload_msg(r));
             return;
         }
         r->slots[s].seq = -1;
@@ -1137,7 +1325,7 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
     if (expected) {
         if (g + 1 > r->cur) r->cur = g + 1;
         if ((st = pump(r)) != SL_OK)
-            fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, be->last_error);
+            fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, upload_msg(r));
     }
 }
 
@@ -1166,7 +1354,7 @@ void sl_res_release(sl_res *r, int unit, sl_ctx *ctx) {
     }
     mark(r, t, unit, MK_REL);
     sl_status st = pump(r);
-    if (st != SL_OK) fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, be->last_error);
+    if (st != SL_OK) fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, upload_msg(r));
 }
 
 void sl_res_end_pass(sl_res *r, sl_ctx *ctx) {
@@ -1219,7 +1407,7 @@ void sl_res_end_pass(sl_res *r, sl_ctx *ctx) {
         if (!r->loaded) return; /* re-planning failed: the context says why */
     }
     sl_status st = pump(r); /* the first units of the next pass */
-    if (st != SL_OK) fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, be->last_error);
+    if (st != SL_OK) fail_ctx(ctx, st, "%s: queueing uploads: %s", r->name, upload_msg(r));
 }
 
 void sl_res_last_stats(sl_res *r, sl_res_stats *out) {

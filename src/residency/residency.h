@@ -73,6 +73,14 @@ sl_status sl_res_set_wdir(sl_res *r, const sl_wdir *d, sl_err *err);
  * device emulation the mapped file is used in place (no copy). Device backends get one pinned
  * arena (be->vt->host_alloc) of sl_res_total_bytes(); SL_ERR_OOM_HOST names the bytes needed. */
 sl_status sl_res_load_host(sl_res *r, sl_err *err);
+/* Disk tier: hold at most `bytes` of weights in pinned host RAM (0: no limit; call before
+ * load_host). When the model is larger, load_host allocates that much (an arena plus two staging
+ * buffers of up to 64 MiB) and load_device, once the plan is known, keeps streamed units in the
+ * arena first (they cross the link every pass), then resident ones; the others are read from
+ * their files (sl_res_set_file/_wdir, else the mapping) into a staging buffer and uploaded from
+ * there each time they are needed. Slower than RAM (disk speed; the host thread reads while the
+ * device computes), but a model larger than RAM runs. */
+void sl_res_set_host_limit(sl_res *r, size_t bytes);
 /* Host bytes the host home holds (0 when the mapped file is used in place). */
 size_t sl_res_host_bytes(const sl_res *r);
 
