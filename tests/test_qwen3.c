@@ -14,6 +14,7 @@
 
 #include "backend/ops.h"
 #include "core/quant.h"
+#include "io/gguf.h"
 #include "io/wdir.h"
 #include "models/qwen3/qwen3.h"
 #include "models/synth.h"
@@ -86,8 +87,16 @@ static double rel_l2(const float *a, const float *b, int64_t n) {
 
 /* ---- an independent f64 reference (HF Qwen3 semantics, zimage.md §2.3) ---- */
 
+static void gguf_name(const char *hf, char *out, size_t n);
+
+/* A weight as f64, by HF name (or its llama.cpp name in a GGUF file). */
 static double *deq(const sl_wdir *wd, const char *name) {
     const sl_wentry *e = sl_wdir_find(wd, name);
+    if (!e) {
+        char g[200];
+        gguf_name(name, g, sizeof g);
+        e = sl_wdir_find(wd, g);
+    }
     if (!e) return NULL;
     int64_t n = 1;
     for (int i = 0; i < e->ndim; i++) n *= e->ne[i];
@@ -486,6 +495,127 @@ SL_TEST(qwen3_bad_token_ids) {
     CHECK(encode(m, be, bad, 2, out, NULL, &e) == SL_ERR_INVALID_ARG);
     CHECK(strstr(e.msg, "4096") != NULL);
     sl_qwen3_free(m);
+    sl_backend_destroy(be);
+    sl_wdir_free(wd);
+}
+
+/* HF name → llama.cpp GGUF name, by this file's own table (independent of the model's). */
+static void gguf_name(const char *hf, char *out, size_t n) {
+    static const char *map[][2] = {
+        {"input_layernorm.weight", "attn_norm.weight"},
+        {"self_attn.q_proj.weight", "attn_q.weight"},
+        {"self_attn.k_proj.weight", "attn_k.weight"},
+        {"self_attn.v_proj.weight", "attn_v.weight"},
+        {"self_attn.o_proj.weight", "attn_output.weight"},
+        {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+        {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+        {"post_attention_layernorm.weight", "ffn_norm.weight"},
+        {"mlp.gate_proj.weight", "ffn_gate.weight"},
+        {"mlp.up_proj.weight", "ffn_up.weight"},
+        {"mlp.down_proj.weight", "ffn_down.weight"},
+    };
+    int l, k = 0;
+    if (!strcmp(hf, "model.embed_tokens.weight")) snprintf(out, n, "token_embd.weight");
+    else if (!strcmp(hf, "model.norm.weight")) snprintf(out, n, "output_norm.weight");
+    else if (sscanf(hf, "model.layers.%d.%n", &l, &k) == 1 && k > 0) {
+        for (size_t i = 0; i < SL_ARRAY_LEN(map); i++)
+            if (!strcmp(hf + k, map[i][0])) {
+                snprintf(out, n, "blk.%d.%s", l, map[i][1]);
+                return;
+            }
+        snprintf(out, n, "%s", hf);
+    } else snprintf(out, n, "%s", hf);
+}
+
+/* Copy an HF-named file's tensors (same bytes) into a GGUF with llama.cpp names. */
+static sl_status write_gguf_copy(const sl_wdir *wd, const char *path, float freq_base, sl_err *err) {
+    sl_gguf_writer *w = NULL;
+    sl_status st = sl_gguf_writer_open(&w, path, err);
+    if (st != SL_OK) return st;
+    st = sl_gguf_writer_kv_str(w, "general.architecture", "qwen3", err);
+    if (st == SL_OK) st = sl_gguf_writer_kv_f32(w, "qwen3.rope.freq_base", freq_base, err);
+    int n = sl_wdir_count(wd);
+    for (int i = 0; i < n && st == SL_OK; i++) {
+        const sl_wentry *e = sl_wdir_at(wd, i);
+        char name[200];
+        gguf_name(e->name, name, sizeof name);
+        st = sl_gguf_writer_add(w, name, e->dtype, e->ndim, e->ne, err);
+    }
+    if (st == SL_OK) st = sl_gguf_writer_begin_data(w, err);
+    for (int i = 0; i < n && st == SL_OK; i++)
+        st = sl_gguf_writer_write(w, sl_wdir_at(wd, i)->data, sl_wdir_at(wd, i)->nbytes, err);
+    if (st != SL_OK) {
+        sl_gguf_writer_abort(w);
+        return st;
+    }
+    return sl_gguf_writer_close(w, err);
+}
+
+/* llama.cpp GGUF naming (Qwen3 keeps HF row order: NEOX RoPE, no Q/K permutation). */
+SL_TEST(qwen3_gguf_names_equal_hf) {
+    sl_err err = {0};
+    char path[512], gpath[512];
+    REQUIRE_OK(write_tiny("q.safetensors", NULL, NULL, path, sizeof path, &err), &err);
+    sl_wdir *wd = open_one(path, &err);
+    REQUIRE(wd);
+    snprintf(gpath, sizeof gpath, "%s/q.gguf", sl_test_tmpdir());
+    REQUIRE_OK(write_gguf_copy(wd, gpath, 1e6f, &err), &err);
+    sl_wdir *wg = open_one(gpath, &err);
+    REQUIRE(wg);
+    REQUIRE(sl_wdir_find(wg, "blk.3.ffn_down.weight"));
+    sl_backend *be = cpu(false);
+    REQUIRE(be);
+    sl_qwen3 *mh = NULL, *mg = NULL;
+    REQUIRE_OK(sl_qwen3_load(wd, NULL, NULL, &mh, &err), &err);
+    REQUIRE_OK(sl_qwen3_load(wg, NULL, NULL, &mg, &err), &err);
+    CHECK(!memcmp(&mh->cfg, &mg->cfg, sizeof mh->cfg) && mg->out_layer == 2);
+    int64_t D = mh->cfg.hidden;
+    float *a = malloc(sizeof(float) * N_IDS * D), *b = malloc(sizeof(float) * N_IDS * D);
+    REQUIRE_OK(encode(mh, be, IDS, N_IDS, a, NULL, &err), &err);
+    REQUIRE_OK(encode(mg, be, IDS, N_IDS, b, NULL, &err), &err);
+    CHECK(!memcmp(a, b, sizeof(float) * N_IDS * D));
+    sl_qwen3_free(mg);
+    sl_wdir_free(wg);
+    /* the RoPE base comes from the GGUF metadata when present */
+    REQUIRE_OK(write_gguf_copy(wd, gpath, 5e5f, &err), &err);
+    wg = open_one(gpath, &err);
+    REQUIRE(wg);
+    REQUIRE_OK(sl_qwen3_load(wg, NULL, NULL, &mg, &err), &err);
+    CHECK(mg->cfg.rope_theta == 5e5f);
+    sl_qwen3_free(mg);
+    sl_wdir_free(wg);
+    free(a), free(b);
+    sl_qwen3_free(mh);
+    sl_backend_destroy(be);
+    sl_wdir_free(wd);
+}
+
+/* A Q8_0 GGUF as llama.cpp would ship it: weights stay quantised, dequantised per tile. */
+SL_TEST(qwen3_q8_0_gguf_matches_naive_reference) {
+    sl_err err = {0};
+    char path[512];
+    snprintf(path, sizeof path, "%s/q8.gguf", sl_test_tmpdir());
+    sl_synth_list l = {0};
+    REQUIRE_OK(sl_qwen3_synth_list("tiny", "gguf", &l, &err), &err);
+    CHECK(!strcmp(l.t[0].name, "token_embd.weight"));
+    sl_synth_opts o = {.dtype = SL_DTYPE_Q8_0, .format = SL_SYNTH_GGUF, .seed = TINY_SEED};
+    REQUIRE_OK(sl_synth_write(&l, &o, path, &err), &err);
+    sl_synth_list_free(&l);
+    sl_wdir *wd = open_one(path, &err);
+    REQUIRE(wd);
+    REQUIRE(sl_wdir_find(wd, "blk.0.attn_q.weight")->dtype == SL_DTYPE_Q8_0);
+    sl_backend *be = cpu(false);
+    REQUIRE(be);
+    sl_qwen3 *m = NULL;
+    REQUIRE_OK(sl_qwen3_load(wd, NULL, NULL, &m, &err), &err);
+    int64_t D = m->cfg.hidden;
+    float *got = malloc(sizeof(float) * N_IDS * D), *want = malloc(sizeof(float) * N_IDS * D);
+    REQUIRE_OK(encode(m, be, IDS, N_IDS, got, NULL, &err), &err);
+    ref_encode(wd, &m->cfg, m->out_layer, IDS, N_IDS, want); /* finds the GGUF names */
+    sl_qwen3_free(m);
+    double e = rel_l2(got, want, N_IDS * D);
+    CHECKF(e < 1e-4, "rel L2 vs naive reference on dequantised Q8_0 weights %.3g", e);
+    free(got), free(want);
     sl_backend_destroy(be);
     sl_wdir_free(wd);
 }

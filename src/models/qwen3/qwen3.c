@@ -29,22 +29,35 @@ sl_qwen3_cfg sl_qwen3_cfg_tiny(void) {
 typedef enum { K_NORM_D, K_Q, K_KV, K_O, K_NORM_DH, K_UP, K_DOWN } layer_kind;
 
 static const struct {
-    const char *suffix; /* after "model.layers.{i}." */
-    size_t off;         /* field in sl_qwen3_layer */
+    const char *hf;   /* after "model.layers.{i}." (HF checkpoints, Comfy-Org files) */
+    const char *gguf; /* after "blk.{i}." (llama.cpp GGUF conversions) */
+    size_t off;       /* field in sl_qwen3_layer */
     layer_kind kind;
 } LAYER_TENSORS[] = {
-    {"input_layernorm.weight", offsetof(sl_qwen3_layer, attn_norm), K_NORM_D},
-    {"self_attn.q_proj.weight", offsetof(sl_qwen3_layer, wq), K_Q},
-    {"self_attn.k_proj.weight", offsetof(sl_qwen3_layer, wk), K_KV},
-    {"self_attn.v_proj.weight", offsetof(sl_qwen3_layer, wv), K_KV},
-    {"self_attn.o_proj.weight", offsetof(sl_qwen3_layer, wo), K_O},
-    {"self_attn.q_norm.weight", offsetof(sl_qwen3_layer, q_norm), K_NORM_DH},
-    {"self_attn.k_norm.weight", offsetof(sl_qwen3_layer, k_norm), K_NORM_DH},
-    {"post_attention_layernorm.weight", offsetof(sl_qwen3_layer, ffn_norm), K_NORM_D},
-    {"mlp.gate_proj.weight", offsetof(sl_qwen3_layer, w_gate), K_UP},
-    {"mlp.up_proj.weight", offsetof(sl_qwen3_layer, w_up), K_UP},
-    {"mlp.down_proj.weight", offsetof(sl_qwen3_layer, w_down), K_DOWN},
+    {"input_layernorm.weight", "attn_norm.weight", offsetof(sl_qwen3_layer, attn_norm), K_NORM_D},
+    {"self_attn.q_proj.weight", "attn_q.weight", offsetof(sl_qwen3_layer, wq), K_Q},
+    {"self_attn.k_proj.weight", "attn_k.weight", offsetof(sl_qwen3_layer, wk), K_KV},
+    {"self_attn.v_proj.weight", "attn_v.weight", offsetof(sl_qwen3_layer, wv), K_KV},
+    {"self_attn.o_proj.weight", "attn_output.weight", offsetof(sl_qwen3_layer, wo), K_O},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight", offsetof(sl_qwen3_layer, q_norm), K_NORM_DH},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight", offsetof(sl_qwen3_layer, k_norm), K_NORM_DH},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", offsetof(sl_qwen3_layer, ffn_norm),
+     K_NORM_D},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", offsetof(sl_qwen3_layer, w_gate), K_UP},
+    {"mlp.up_proj.weight", "ffn_up.weight", offsetof(sl_qwen3_layer, w_up), K_UP},
+    {"mlp.down_proj.weight", "ffn_down.weight", offsetof(sl_qwen3_layer, w_down), K_DOWN},
 };
+
+enum { LT_ATTN_NORM = 0, LT_Q = 1, LT_K = 2, LT_QNORM = 5, LT_GATE = 8 };
+
+/* Global names per naming; llama.cpp keeps HF row order for Qwen3 (NEOX RoPE, no Q/K permute). */
+typedef struct naming {
+    const char *embed, *norm, *layer_fmt;
+    bool gguf;
+} naming;
+static const naming NAMES_HF = {"model.embed_tokens.weight", "model.norm.weight", "model.layers.%d.%s",
+                                false};
+static const naming NAMES_GGUF = {"token_embd.weight", "output_norm.weight", "blk.%d.%s", true};
 
 /* Expected shape of a layer tensor; returns ndim. */
 static int layer_shape(const sl_qwen3_cfg *c, layer_kind k, int64_t ne[2]) {
@@ -62,15 +75,25 @@ static int layer_shape(const sl_qwen3_cfg *c, layer_kind k, int64_t ne[2]) {
     return 0;
 }
 
-static void layer_name(char *buf, size_t n, int layer, const char *suffix) {
-    snprintf(buf, n, "model.layers.%d.%s", layer, suffix);
+/* Name of layer tensor i of `layer`. */
+static void layer_name(char *buf, size_t n, const naming *nm, int layer, size_t i) {
+    snprintf(buf, n, nm->layer_fmt, layer, nm->gguf ? LAYER_TENSORS[i].gguf : LAYER_TENSORS[i].hf);
 }
 
 /* ---- synthetic lists ---- */
 
 sl_status sl_qwen3_synth_list(const char *size, const char *layout, sl_synth_list *out,
                               sl_err *err) {
-    (void)layout; /* one layout: HF names */
+    const naming *nm;
+    if (!layout || !strcmp(layout, "official") || !strcmp(layout, "comfy") || !strcmp(layout, "hf"))
+        nm = &NAMES_HF; /* Comfy-Org's qwen_3_4b.safetensors uses the HF names too */
+    else if (!strcmp(layout, "gguf") || !strcmp(layout, "llama.cpp"))
+        nm = &NAMES_GGUF;
+    else
+        return sl_err_set(err, SL_ERR_INVALID_ARG,
+                          "qwen3: unknown layout '%s' (use official (HF names) or gguf (llama.cpp "
+                          "names))",
+                          layout);
     sl_qwen3_cfg c;
     if (size && !strcmp(size, "tiny")) c = sl_qwen3_cfg_tiny();
     else if (size && !strcmp(size, "full")) c = sl_qwen3_cfg_full();
@@ -80,14 +103,14 @@ sl_status sl_qwen3_synth_list(const char *size, const char *layout, sl_synth_lis
     snprintf(out->arch, sizeof out->arch, "qwen3");
     /* Embedding N(0,1); linears N(0, 1/fan_in) so every projection of a unit-RMS input has unit
      * scale; norm weights around 1 (not exactly 1, so a norm whose weight is ignored shows). */
-    sl_synth_list_add(out, "model.embed_tokens.weight", 2, (const int64_t[]){c.vocab, c.hidden},
-                      SL_INIT_NORMAL, 0.0f, 1.0f, false);
+    sl_synth_list_add(out, nm->embed, 2, (const int64_t[]){c.vocab, c.hidden}, SL_INIT_NORMAL,
+                      0.0f, 1.0f, false);
     char name[160];
     for (int l = 0; l < c.n_layers; l++) {
         for (size_t i = 0; i < SL_ARRAY_LEN(LAYER_TENSORS); i++) {
             int64_t ne[2];
             int nd = layer_shape(&c, LAYER_TENSORS[i].kind, ne);
-            layer_name(name, sizeof name, l, LAYER_TENSORS[i].suffix);
+            layer_name(name, sizeof name, nm, l, i);
             if (nd == 1)
                 sl_synth_list_add(out, name, 1, ne, SL_INIT_NORMAL, 1.0f, 0.1f, true);
             else
@@ -95,8 +118,8 @@ sl_status sl_qwen3_synth_list(const char *size, const char *layout, sl_synth_lis
                                   (float)(1.0 / sqrt((double)ne[1])), false);
         }
     }
-    sl_synth_list_add(out, "model.norm.weight", 1, (const int64_t[]){c.hidden}, SL_INIT_NORMAL,
-                      1.0f, 0.1f, true);
+    sl_synth_list_add(out, nm->norm, 1, (const int64_t[]){c.hidden}, SL_INIT_NORMAL, 1.0f, 0.1f,
+                      true);
     return SL_OK;
 }
 
@@ -121,8 +144,8 @@ static sl_status bind(const sl_wdir *wd, sl_res *res, int unit, const char *name
     const sl_wentry *e = sl_wdir_find(wd, name);
     if (!e)
         return sl_err_set(err, SL_ERR_NOT_FOUND,
-                          "qwen3: tensor '%s' is missing (is this a Qwen3 text encoder file with "
-                          "HF names such as model.layers.0.self_attn.q_proj.weight?)",
+                          "qwen3: tensor '%s' is missing (is the file complete? a truncated "
+                          "download or a different model?)",
                           name);
     int ok = e->ndim == nd;
     for (int i = 0; ok && i < nd; i++) ok = e->ne[i] == ne[i];
@@ -158,25 +181,24 @@ sl_status sl_qwen3_load(const sl_wdir *wd, sl_res *res, const sl_qwen3_load_opts
     sl_qwen3_load_opts o = opts ? *opts : (sl_qwen3_load_opts){.out_layer = -1};
     char name[160];
 
-    const sl_wentry *emb = sl_wdir_find(wd, "model.embed_tokens.weight");
-    layer_name(name, sizeof name, 0, "self_attn.q_norm.weight");
-    const sl_wentry *qn = sl_wdir_find(wd, name);
-    layer_name(name, sizeof name, 0, "self_attn.q_proj.weight");
-    const sl_wentry *qp = sl_wdir_find(wd, name);
-    layer_name(name, sizeof name, 0, "self_attn.k_proj.weight");
-    const sl_wentry *kp = sl_wdir_find(wd, name);
-    layer_name(name, sizeof name, 0, "mlp.gate_proj.weight");
-    const sl_wentry *gp = sl_wdir_find(wd, name);
-    if (!emb || !qn || !qp || !kp || !gp)
+    const naming *nm = sl_wdir_find(wd, NAMES_GGUF.embed) ? &NAMES_GGUF : &NAMES_HF;
+    const sl_wentry *emb = sl_wdir_find(wd, nm->embed), *probe[4] = {0};
+    static const size_t probe_ix[4] = {LT_QNORM, LT_Q, LT_K, LT_GATE};
+    for (int i = 0; i < 4; i++) {
+        layer_name(name, sizeof name, nm, 0, probe_ix[i]);
+        probe[i] = sl_wdir_find(wd, name);
+        if (!probe[i]) break;
+    }
+    const sl_wentry *qn = probe[0], *qp = qn ? probe[1] : NULL, *kp = qp ? probe[2] : NULL;
+    const sl_wentry *gp = kp ? probe[3] : NULL;
+    if (!emb || !gp) {
         return sl_err_set(err, SL_ERR_NOT_FOUND,
-                          "qwen3: '%s' is missing; this does not look like a Qwen3 text encoder "
+                          "qwen3: %s missing; this does not look like a Qwen3 text encoder "
                           "(expected HF names model.embed_tokens.weight, model.layers.0.self_attn."
-                          "q_norm.weight, ...)",
-                          !emb ? "model.embed_tokens.weight"
-                          : !qn ? "model.layers.0.self_attn.q_norm.weight"
-                          : !qp ? "model.layers.0.self_attn.q_proj.weight"
-                          : !kp ? "model.layers.0.self_attn.k_proj.weight"
-                                : "model.layers.0.mlp.gate_proj.weight");
+                          "q_norm.weight, ... or llama.cpp GGUF names token_embd.weight, "
+                          "blk.0.attn_q_norm.weight, ...)",
+                          emb ? name : nm->embed);
+    }
     if (emb->ndim != 2 || qn->ndim != 1 || qp->ndim != 2 || kp->ndim != 2 || gp->ndim != 2 ||
         qn->ne[0] <= 0 || qn->ne[0] % 2 || qp->ne[0] % qn->ne[0] || kp->ne[0] % qn->ne[0] ||
         kp->ne[0] == 0 || (qp->ne[0] / qn->ne[0]) % (kp->ne[0] / qn->ne[0]))
@@ -192,10 +214,16 @@ sl_status sl_qwen3_load(const sl_wdir *wd, sl_res *res, const sl_qwen3_load_opts
     c.n_heads = (int)(qp->ne[0] / c.head_dim);
     c.n_kv_heads = (int)(kp->ne[0] / c.head_dim);
     c.ffn = gp->ne[0];
-    c.rms_eps = o.rms_eps > 0 ? o.rms_eps : 1e-6f;
-    c.rope_theta = o.rope_theta > 0 ? o.rope_theta : 1e6f;
+    /* GGUF conversions carry these; HF/safetensors files do not (the defaults are Qwen3's) */
+    const char *mv = sl_wdir_meta(wd, "qwen3.attention.layer_norm_rms_epsilon");
+    c.rms_eps = o.rms_eps > 0 ? o.rms_eps : mv ? strtof(mv, NULL) : 1e-6f;
+    mv = sl_wdir_meta(wd, "qwen3.rope.freq_base");
+    c.rope_theta = o.rope_theta > 0 ? o.rope_theta : mv ? strtof(mv, NULL) : 1e6f;
+    if (!(c.rms_eps > 0) || !(c.rope_theta > 0))
+        return sl_err_set(err, SL_ERR_FORMAT, "qwen3: bad rms eps %g or rope base %g in metadata",
+                          (double)c.rms_eps, (double)c.rope_theta);
     for (c.n_layers = 0; c.n_layers < 4096; c.n_layers++) {
-        layer_name(name, sizeof name, c.n_layers, "input_layernorm.weight");
+        layer_name(name, sizeof name, nm, c.n_layers, LT_ATTN_NORM);
         if (!sl_wdir_find(wd, name)) break;
     }
     int out_layer = o.out_layer >= 0 ? o.out_layer : c.n_layers - 2;
@@ -219,7 +247,7 @@ sl_status sl_qwen3_load(const sl_wdir *wd, sl_res *res, const sl_qwen3_load_opts
     int est_n = o.est_tokens > 0 ? o.est_tokens : 256;
     double rate = o.est_flops > 0 ? o.est_flops : 1e14;
     m->unit_globals = res ? sl_res_add_unit(res, "globals") : 0;
-    st = bind(wd, res, m->unit_globals, "model.embed_tokens.weight", 2,
+    st = bind(wd, res, m->unit_globals, nm->embed, 2,
               (const int64_t[]){c.vocab, c.hidden}, &m->embed, err);
     if (st != SL_OK) goto fail;
     if (res) sl_res_set_unit_cost(res, m->unit_globals, 0.0);
@@ -232,7 +260,7 @@ sl_status sl_qwen3_load(const sl_wdir *wd, sl_res *res, const sl_qwen3_load_opts
         for (size_t i = 0; i < SL_ARRAY_LEN(LAYER_TENSORS); i++) {
             int64_t ne[2];
             int nd = layer_shape(&c, LAYER_TENSORS[i].kind, ne);
-            layer_name(name, sizeof name, l, LAYER_TENSORS[i].suffix);
+            layer_name(name, sizeof name, nm, l, i);
             st = bind(wd, res, L->unit, name, nd, ne,
                       (sl_tensor *)((char *)L + LAYER_TENSORS[i].off), err);
             if (st != SL_OK) goto fail;

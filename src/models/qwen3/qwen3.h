@@ -15,8 +15,11 @@
  * x += down(silu(gate(u)) ⊙ up(u)), u = rms(x). RoPE is rotate-half with θ = rope_theta, causal
  * attention with GQA (query head h reads kv head h / (Hq/Hkv)), scale 1/sqrt(Dh).
  *
- * Tensor names are the HF checkpoint's (`model.embed_tokens.weight`, `model.layers.{i}.…`); the
- * weight directory tolerates a missing or different prefix. The tokenizer is separate
+ * Tensor names: the HF checkpoint's (`model.embed_tokens.weight`, `model.layers.{i}.…`, also what
+ * Comfy-Org's qwen_3_4b.safetensors uses; the weight directory tolerates a missing or different
+ * prefix) or llama.cpp's GGUF names (`token_embd.weight`, `blk.{i}.attn_q.weight`, …; Qwen3 rows
+ * are not permuted there), whose `qwen3.rope.freq_base` / `qwen3.attention.layer_norm_rms_epsilon`
+ * metadata are honoured. Quantised GGUF weights stay quantised. The tokenizer is separate
  * (models/qwen3/tokenizer.h); this module only takes token ids.
  *
  * Tiny config (tests and reference fixtures): D 256, 4 layers (output after layer 2), Hq 4,
