@@ -1,11 +1,10 @@
 /* sluice synth — write a random-weight model file (tests, benchmarks, demos).
  *
  * Argument parsing only: the tensor lists come from each architecture (models/<arch>/), the
- * writing from models/synth.c. The list functions of architectures still being written are weak
- * references, so that the binary links before they exist; such an architecture reports "not
- * built" at run time. A weak reference alone never pulls a member out of libsluice.a, so once an
- * architecture's list exists its reference must become strong (drop its #pragma weak line), as
- * zimage's has, or the CLI must be linked with --whole-archive. */
+ * writing from models/synth.c. The list functions are plain (strong) references: a weak one
+ * would not pull its object out of libsluice.a, and every architecture's list exists. A new
+ * architecture that is still being written may start as `#pragma weak` with a NULL check, but
+ * only until its list lands. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,13 +18,11 @@
 #include "core/quant.h"
 #include "models/synth.h"
 
-
 typedef sl_status (*list_fn)(const char *, const char *, sl_synth_list *, sl_err *);
 
 typedef struct arch_entry {
     const char *name, *alias;
     list_fn fn;
-    const char *what;
 } arch_entry;
 
 static void usage(FILE *f) {
@@ -116,9 +113,9 @@ static void print_list(const sl_synth_list *l, const char *arch, const char *siz
 
 int sl_cmd_synth(int argc, char **argv) {
     const arch_entry archs[] = {
-        {"zimage", "z-image", sl_zimage_synth_list, "Z-Image DiT"},
-        {"qwen3", "qwen3-4b", sl_qwen3_synth_list, "Qwen3 text encoder"},
-        {"flux-vae", "flux_vae", sl_fluxvae_synth_list, "FLUX VAE"},
+        {"zimage", "z-image", sl_zimage_synth_list},
+        {"qwen3", "qwen3-4b", sl_qwen3_synth_list},
+        {"flux-vae", "flux_vae", sl_fluxvae_synth_list},
     };
     const char *arch = NULL, *size = "tiny", *dtype_s = "bf16", *format_s = NULL,
                *layout = "official", *out = NULL;
@@ -196,13 +193,6 @@ int sl_cmd_synth(int argc, char **argv) {
     if ((dt == SL_DTYPE_F8_E4M3 || dt == SL_DTYPE_F8_E5M2) && fmt != SL_SYNTH_SAFETENSORS)
         return bad_usage("--dtype %s needs --format safetensors (GGUF has no fp8 type)", dtype_s);
     if (!list && !out) return bad_usage("-o PATH is required (or --list to only print)");
-
-    if (!ae->fn) {
-        fprintf(stderr,
-                "sluice synth: architecture '%s' (%s) is not built into this binary\n",
-                ae->name, ae->what);
-        return 1;
-    }
 
     sl_err err = {0};
     sl_synth_list l = {0};

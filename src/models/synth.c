@@ -5,14 +5,16 @@
  * blocks). Element i of a tensor is N(0,1) sample i of Philox stream (seed, fnv1a64(name)), so
  * values do not depend on chunking, thread count, the tensor's position in the list or the other
  * tensors. Chunks are gathered into batches of at most BATCH_BYTES of output; the thread pool
- * generates and converts a batch, then the calling thread appends it to the file. Memory held:
- * one batch plus one f32 chunk per thread (about 128 MB + 4 MB × threads).
+ * generates and converts batch k+1 while a writer thread appends batch k to the file (two batch
+ * buffers), so disk time hides behind compute. Memory held: two batches plus one f32 chunk per
+ * thread (128 MB + 4 MB × threads).
  *
  * The file is written to "<path>.partial" and renamed over path only when complete, so a failed
  * or interrupted run never leaves a half-written file under the requested name. */
 #include "models/synth.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,7 @@
 #include "io/safetensors.h"
 
 #define CHUNK_ELEMS ((int64_t)1 << 20) /* 4 MB of f32 scratch per thread */
-#define BATCH_BYTES ((size_t)128 << 20)
+#define BATCH_BYTES ((size_t)64 << 20)
 
 void sl_synth_list_add(sl_synth_list *l, const char *name, int ndim, const int64_t *ne,
                        sl_synth_init init, float mean, float std, bool keep_float) {
@@ -162,6 +164,32 @@ static sl_status sink_write(sink *s, const void *p, size_t n, sl_err *err) {
                                    : sl_st_writer_write(s->st, p, n, err);
 }
 
+/* One batch being appended by the writer thread. While it runs, only it touches the sink and
+ * err; the calling thread joins it before touching either. */
+typedef struct wjob {
+    sink *s;
+    const uint8_t *p;
+    size_t n;
+    sl_err *err;
+    sl_status st;
+    pthread_t th;
+    bool running;
+} wjob;
+
+static void *write_main(void *a) {
+    wjob *w = a;
+    w->st = sink_write(w->s, w->p, w->n, w->err);
+    return NULL;
+}
+
+/* Wait for the batch in flight (if any); its status. */
+static sl_status wjob_join(wjob *w) {
+    if (!w->running) return SL_OK;
+    pthread_join(w->th, NULL);
+    w->running = false;
+    return w->st;
+}
+
 sl_status sl_synth_write(const sl_synth_list *l, const sl_synth_opts *o, const char *path,
                          sl_err *err) {
     SL_ASSERT(l && o && path);
@@ -171,7 +199,8 @@ sl_status sl_synth_write(const sl_synth_list *l, const sl_synth_opts *o, const c
     sink s = {.fmt = o->format};
     sl_pool *pool = NULL;
     float **scratch = NULL;
-    uint8_t *out = NULL;
+    uint8_t *out[2] = {NULL, NULL};
+    wjob wj = {.s = &s, .err = err};
     chunk *cs = NULL;
     int nthr = 0;
     size_t plen = strlen(path);
@@ -209,13 +238,15 @@ sl_status sl_synth_write(const sl_synth_list *l, const sl_synth_opts *o, const c
     scratch = calloc((size_t)nthr, sizeof *scratch);
     const int max_chunks = 4 * nthr;
     cs = calloc((size_t)max_chunks, sizeof *cs);
-    out = malloc(BATCH_BYTES);
-    if (!pool || !scratch || !cs || !out) goto oom;
+    out[0] = malloc(BATCH_BYTES);
+    out[1] = malloc(BATCH_BYTES);
+    if (!pool || !scratch || !cs || !out[0] || !out[1]) goto oom;
     for (int i = 0; i < nthr; i++)
         if (!(scratch[i] = malloc((size_t)CHUNK_ELEMS * sizeof(float)))) goto oom;
 
     /* batches in file order */
-    job jb = {.c = cs, .out = out, .scratch = scratch, .seed = o->seed};
+    job jb = {.c = cs, .scratch = scratch, .seed = o->seed};
+    int cur = 0;
     int ti = 0;
     int64_t pos = 0; /* next element of tensor ti */
     uint64_t done = 0, next_report = (uint64_t)1 << 30;
@@ -250,8 +281,16 @@ sl_status sl_synth_write(const sl_synth_list *l, const sl_synth_opts *o, const c
             }
         }
         if (nc == 0) continue;
+        jb.out = out[cur];
         sl_pool_for(pool, nc, 1, run_chunks, &jb);
-        if ((st = sink_write(&s, out, used, err))) goto fail;
+        if ((st = wjob_join(&wj))) goto fail;
+        wj.p = out[cur];
+        wj.n = used;
+        if (pthread_create(&wj.th, NULL, write_main, &wj) == 0)
+            wj.running = true;
+        else if ((st = sink_write(&s, out[cur], used, err)))
+            goto fail;
+        cur ^= 1;
         done += used;
         if (done >= next_report && total > ((uint64_t)1 << 30)) {
             SL_INFO("synth: %.1f of %.1f GB written", (double)done / 1e9, (double)total / 1e9);
@@ -259,6 +298,7 @@ sl_status sl_synth_write(const sl_synth_list *l, const sl_synth_opts *o, const c
         }
     }
 
+    if ((st = wjob_join(&wj))) goto fail;
     st = o->format == SL_SYNTH_GGUF ? sl_gguf_writer_close(s.gg, err)
                                     : sl_st_writer_close(s.st, err);
     s.gg = NULL;
@@ -274,8 +314,9 @@ sl_status sl_synth_write(const sl_synth_list *l, const sl_synth_opts *o, const c
 
 oom:
     st = sl_err_set(err, SL_ERR_OOM_HOST, "synth: out of memory for %d threads' buffers (%zu MB)",
-                    nthr, (BATCH_BYTES >> 20) + (size_t)nthr * 4);
+                    nthr, 2 * (BATCH_BYTES >> 20) + (size_t)nthr * 4);
 fail:
+    wjob_join(&wj);
     sl_gguf_writer_abort(s.gg);
     sl_st_writer_abort(s.st);
     sl_err_prefix(err, "writing %s: ", path);
@@ -284,7 +325,8 @@ done:
         for (int i = 0; i < nthr; i++) free(scratch[i]);
     free(scratch);
     free(cs);
-    free(out);
+    free(out[0]);
+    free(out[1]);
     sl_pool_free(pool);
     free(tmp);
     return st;
