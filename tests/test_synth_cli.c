@@ -64,7 +64,8 @@ SL_TEST(synth_cli_usage_errors) {
         {"--arch nosuch --list", "unknown --arch 'nosuch'"},
         {"--arch zimage", "-o PATH is required"},
         {"--arch zimage --list --size huge", "unknown --size 'huge'"},
-        {"--arch zimage --list --layout weird", "unknown --layout 'weird'"},
+        {"--arch zimage --list --layout weird", "unknown layout 'weird'"},
+        {"--arch flux-vae --list --layout weird", "unknown layout 'weird'"},
         {"--arch zimage --list --dtype q9_9", "--dtype 'q9_9'"},
         {"--arch zimage --list --dtype i32", "--dtype 'i32'"},
         {"--arch zimage --list --format onnx", "unknown --format 'onnx'"},
@@ -108,6 +109,7 @@ SL_TEST(synth_cli_writes_and_lists) {
     const char *lists[][2] = {{"--arch zimage --list", "zimage (tiny, official):"},
                               {"--arch zimage --size full --layout comfy --list", "zimage (full, comfy):"},
                               {"--arch qwen3 --list", "qwen3 (tiny, official):"},
+                              {"--arch qwen3 --layout gguf --list", "qwen3 (tiny, gguf):"},
                               {"--arch flux-vae --list", "flux-vae (tiny, official):"}};
     for (size_t i = 0; i < SL_ARRAY_LEN(lists); i++) {
         int rc = run_synth(lists[i][0], &out, &err);

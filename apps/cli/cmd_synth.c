@@ -38,7 +38,8 @@ static void usage(FILE *f) {
             "                   f8_e5m2 | q8_0 | q4_0 | q4_k (also q4_1 q5_0 q5_1 q5_k q6_k)\n"
             "  --format F       safetensors | gguf (default: gguf when PATH ends in .gguf or the\n"
             "                   dtype is a block type, else safetensors)\n"
-            "  --layout L       official (diffusers/HF names; default) | comfy (ComfyUI names)\n"
+            "  --layout L       official (diffusers/HF names; default) | comfy (ComfyUI/BFL names)\n"
+            "                   | gguf (qwen3 only: llama.cpp names)\n"
             "  --seed N         random seed, 0 .. 2^64-1 (default 0); same seed -> same bytes\n"
             "  -o, --output P   file to write (written to P.partial, renamed when complete)\n"
             "  --list           print the tensors (name, shape, init) instead of writing\n"
@@ -169,8 +170,6 @@ int sl_cmd_synth(int argc, char **argv) {
     if (!ae) return bad_usage("unknown --arch '%s' (use zimage, qwen3 or flux-vae)", arch);
     if (strcmp(size, "tiny") && strcmp(size, "full"))
         return bad_usage("unknown --size '%s' (use tiny or full)", size);
-    if (strcmp(layout, "official") && strcmp(layout, "comfy"))
-        return bad_usage("unknown --layout '%s' (use official or comfy)", layout);
     int dt = sl_dtype_from_name(dtype_s);
     if (dt < 0 || !sl_dtype_get((sl_dtype)dt)->is_float || !sl_quant_supported((sl_dtype)dt))
         return bad_usage("unknown or unwritable --dtype '%s' (use bf16, f16, f32, fp8, q8_0, q4_0 "
@@ -198,9 +197,10 @@ int sl_cmd_synth(int argc, char **argv) {
     sl_synth_list l = {0};
     sl_status st = ae->fn(size, layout, &l, &err);
     if (st) {
-        fprintf(stderr, "sluice synth: %s\n", err.msg);
         sl_synth_list_free(&l);
-        return st == SL_ERR_INVALID_ARG ? 2 : 1;
+        if (st == SL_ERR_INVALID_ARG) return bad_usage("%s", err.msg); /* e.g. an unknown layout */
+        fprintf(stderr, "sluice synth: %s\n", err.msg);
+        return 1;
     }
     if (list) {
         print_list(&l, ae->name, size, layout);
