@@ -907,3 +907,20 @@ SL_TEST(res_disk_tier_bit_identical) {
     CHECK(runs == 54);
     toy_file_close(&tf);
 }
+
+SL_TEST(res_weight_budget) {
+    rf_opts o = {.budget = 1000000};
+    sl_backend *be = rf_create(&o);
+    sl_res *r = NULL;
+    sl_err e = {0};
+    REQUIRE_OK(sl_res_create(be, "x", &r, &e), &e);
+    CHECK(sl_res_weight_budget(r, 100000, 200000, 0) == 700000);
+    CHECK(sl_res_weight_budget(r, 100000, 200000, 500000) == 500000);
+    CHECK(sl_res_weight_budget(r, 900000, 200000, 0) == 0);
+    void *p = NULL;
+    REQUIRE_OK(be->vt->alloc(be, 300000, &p, &e), &e);
+    CHECK(sl_res_weight_budget(r, 0, 0, 0) == 1000000 - SL_ALIGN_UP((size_t)300000, 256));
+    be->vt->free(be, p);
+    sl_res_free(r);
+    sl_backend_destroy(be);
+}

@@ -1433,3 +1433,13 @@ void sl_res_set_unit_spans(sl_res *r, int unit) {
     SL_ASSERT(r && unit >= 0 && unit < r->n_units);
     r->units[unit].spans = true;
 }
+
+size_t sl_res_weight_budget(const sl_res *r, size_t reserve, size_t act_peak, size_t max_vram) {
+    size_t fr = 0, tot = 0;
+    r->be->vt->mem_info(r->be, &fr, &tot);
+    if (r->loaded && r->home == HOME_ARENA) fr += r->plan_bytes;
+    size_t b = fr > reserve ? fr - reserve : 0;
+    b = b > act_peak ? b - act_peak : 0;
+    if (max_vram && b > max_vram) b = max_vram;
+    return b;
+}

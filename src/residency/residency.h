@@ -103,6 +103,11 @@ typedef struct sl_res_plan_opts {
  * and the predicted pass time drops by 2% or more, the component is parked and reloaded there and
  * then (same budget; one-time uploads). opts.no_replan keeps the first plan. */
 sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err);
+/* The weights budget of a stage as the pipeline computes it: free device memory now − `reserve`
+ * (--streaming-min-vram) − `act_peak` (the stage's activation arena), capped by `max_vram` when
+ * it is non-zero (--max-vram); 0 when nothing is left. Memory this component holds already
+ * (when loaded) counts as free. */
+size_t sl_res_weight_budget(const sl_res *r, size_t reserve, size_t act_peak, size_t max_vram);
 sl_unit_place sl_res_unit_place(const sl_res *r, int unit);
 /* Device bytes the current plan needs (resident units + slots). */
 size_t sl_res_plan_bytes(const sl_res *r);
