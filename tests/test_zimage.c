@@ -1263,9 +1263,10 @@ SL_TEST(gpu_zimage_full_reference) {
     sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1};
     REQUIRE_OK(sl_res_plan(res, &po, &err), &err);
     REQUIRE_OK(sl_res_load_device(res, &err), &err);
-    int Hl = 64, Wl = 64, lc[2] = {0, 0};
-    const char *cl = sl_wdir_meta(fx, "cap_len");
+    int Hl = 0, Wl = 0, lc[2] = {0, 0};
+    const char *cl = sl_wdir_meta(fx, "cap_len"), *sz = sl_wdir_meta(fx, "latent");
     REQUIRE(cl && sscanf(cl, "%d,%d", &lc[0], &lc[1]) == 2);
+    REQUIRE(sz && sscanf(sz, "16x%dx%d", &Hl, &Wl) == 2);
     int64_t n = 16LL * Hl * Wl;
     const float *t = fx_get(fx, "t", 1), *ref = fx_get(fx, "dit_out", n),
                 *r8 = fx_get(fx, "sample8_final", n);
