@@ -112,6 +112,7 @@ sl_status cpu_check_dev(sl_backend *be, const char *op, const sl_tensor *t) {
     sl_cpu *c = cpu_of(be);
     if (!c->as_device || !t) return SL_OK;
     size_t n = sl_tensor_nbytes(t);
+    if (n == 0) return SL_OK; /* nothing is read or written */
     pthread_mutex_lock(&c->mu);
     int i = mem_containing(c, t->data, n, true);
     pthread_mutex_unlock(&c->mu);
