@@ -679,6 +679,61 @@ SL_TEST(vae_dry_run_peak_equals_formula_and_real) {
     sl_wdir_free(wd);
 }
 
+/* Residency decides where bytes live, never what is computed: decoder and encoder on their own
+ * residency objects, CPU as a device, all resident and all streamed. */
+SL_TEST(vae_residency_paths_identical) {
+    sl_err err = {0};
+    char path[512];
+    REQUIRE_OK(write_tiny("v.safetensors", NULL, NULL, path, sizeof path, &err), &err);
+    sl_wdir *wd = open_one(path, &err);
+    REQUIRE(wd);
+    enum { h = 2, w = 3 };
+    float lat[16 * h * w], ref[3 * 64 * h * w], got[3 * 64 * h * w];
+    float lref[16 * h * w], lgot[16 * h * w];
+    make_latent(lat, 16 * h * w, 9);
+    {
+        sl_backend *be = cpu();
+        REQUIRE(be);
+        sl_fluxvae *m = NULL;
+        REQUIRE_OK(sl_fluxvae_load(wd, NULL, NULL, true, true, NULL, &m, &err), &err);
+        REQUIRE_OK(decode(m, be, lat, h, w, ref, NULL, 0, NULL, &err), &err);
+        REQUIRE_OK(encode(m, be, ref, 8 * h, 8 * w, lref, NULL, &err), &err);
+        sl_fluxvae_free(m);
+        sl_backend_destroy(be);
+    }
+    for (int stream = 0; stream < 2; stream++) {
+        sl_backend *be = NULL;
+        sl_cpu_options co = {.threads = 2, .as_device = true};
+        REQUIRE_OK(sl_backend_cpu_create(&co, &be, &err), &err);
+        sl_res *dr = NULL, *er = NULL;
+        REQUIRE_OK(sl_res_create(be, "vae decoder", &dr, &err), &err);
+        REQUIRE_OK(sl_res_create(be, "vae encoder", &er, &err), &err);
+        sl_fluxvae *m = NULL;
+        REQUIRE_OK(sl_fluxvae_load(wd, dr, er, true, true, NULL, &m, &err), &err);
+        CHECK(sl_res_unit_count(dr) == 6 && sl_res_unit_count(er) == 6);
+        CHECK(!strcmp(sl_res_unit_name(dr, 1), "dec.mid") && !strcmp(sl_res_unit_name(dr, 5), "dec.up.3"));
+        CHECK(!strcmp(sl_res_unit_name(er, 1), "enc.down.0") && !strcmp(sl_res_unit_name(er, 5), "enc.mid"));
+        sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1, .force_stream_all = stream == 1};
+        sl_res *rs[2] = {dr, er};
+        for (int i = 0; i < 2; i++) {
+            REQUIRE_OK(sl_res_load_host(rs[i], &err), &err);
+            REQUIRE_OK(sl_res_plan(rs[i], &po, &err), &err);
+            REQUIRE_OK(sl_res_load_device(rs[i], &err), &err);
+        }
+        REQUIRE_OK(decode(m, be, lat, h, w, got, NULL, 0, NULL, &err), &err);
+        CHECKF(!memcmp(got, ref, sizeof got), "decode differs with %s weights (rel %.3g)",
+               stream ? "streamed" : "resident", rel_l2(got, ref, 3 * 64 * h * w));
+        REQUIRE_OK(encode(m, be, ref, 8 * h, 8 * w, lgot, NULL, &err), &err);
+        CHECKF(!memcmp(lgot, lref, sizeof lgot), "encode differs with %s weights",
+               stream ? "streamed" : "resident");
+        sl_fluxvae_free(m);
+        sl_res_free(dr);
+        sl_res_free(er);
+        sl_backend_destroy(be);
+    }
+    sl_wdir_free(wd);
+}
+
 /* diffusers' AutoencoderKL on the same synthetic file (tools/ref/flux_vae.py). */
 SL_TEST(vae_matches_diffusers_fixture) {
     char fx[512];
