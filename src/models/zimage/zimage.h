@@ -212,7 +212,8 @@ void sl_zimage_set_costs(const sl_zimage *m, sl_res *res, int Hl, int Wl, int Lc
  *   caps[i]  [Lc_i, Cc] f32 or ctx->act (backend memory), Lc_i ≥ 1
  *   vel[i]   f32 [C, Hl, Wl] (backend memory): the flow velocity v = −DiT(x) of branch i, so an
  *            Euler step is x += (σ_next − σ)·v (specs/zimage.md §1 step 11)
- * One call is one residency pass (sl_res_begin_pass … sl_res_end_pass inside).
+ * One call is one residency pass (sl_res_begin_pass … sl_res_end_pass inside). Not reentrant
+ * for one model: the host RoPE scratch in m is reused (one pass at a time per model).
  * res: the component's engine, or NULL (weights bound directly, or a dry run on the measuring
  * backend). Arena use is stack-ordered and fully released before returning; the peak for a shape
  * is sl_zimage_arena_bytes. Returns the context's first failure (sticky errors, backend/ops.h). */
