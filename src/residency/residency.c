@@ -1,6 +1,11 @@
 /* residency/residency.c — units, host home, placement and streaming (see residency.h,
  * ARCHITECTURE §3–§4).
  *
+ * Host home. One pinned arena holding every unit packed (filled by pread from the files, page
+ * cache dropped behind), or the mapped file in place on host-visible backends. Disk tier: an
+ * arena of at most the host limit; units outside it are read into two pinned staging buffers at
+ * upload time (the only host waits of a pass: for the upload that last used a staging buffer).
+ *
  * Device side. Resident units live in one device block, uploaded once at load_device on the copy
  * queue (ev_loaded orders it before the first use). Streamed units pass through a ring of
  * prefetch + 1 slots, each with a `ready` event (copy queue, after the upload) and a `free` event
@@ -8,19 +13,23 @@
  * by their position in the recorded pass order; position g of the current "epoch" (the passes
  * since the order last changed) is uploaded into the oldest slot whose content has been consumed
  * and released, after the copy queue waits on that slot's `free`. An acquire makes the compute
- * queue wait on its slot's `ready` (no host wait) and then queues the uploads of the positions up
- * to `prefetch` ahead; end_pass queues the first ones of the next pass. Nothing is copied back,
- * nothing is synchronised with the host inside a pass.
+ * queue wait on its slot's `ready` (no host wait) and then queues the uploads of the positions
+ * that fit into free slots (at most `prefetch` ahead while one is held); end_pass queues the first
+ * ones of the next pass. Nothing is copied back, nothing is synchronised with the host inside a
+ * pass.
  *
  * Pass order. Before the first pass the order is predicted as unit declaration order; each pass's
  * actual acquire sequence is logged, and when it differs from the order (the prediction was
  * wrong, or the model changed its order) the rest of that pass uploads on demand and the logged
- * sequence becomes the order of the next passes.
+ * sequence becomes the order of the next passes. Units held while others are acquired are noted
+ * (they are planned resident).
  *
  * Timing (backends that can time): marks on the compute queue around every acquire wait and at
- * every release, and events around every upload, in two sets by pass parity. A pass's numbers are
- * read at the end of the next pass (its events are complete by then, one event_sync at most) or
- * when sl_res_last_stats asks; the first measured pass replaces the units' cost estimates. */
+ * every release, and events around every upload, in three sets by pass number (uploads for the
+ * next pass are queued while the current one runs). A pass's numbers are read at the end of the
+ * next pass (its events are complete by then: one event_sync that normally does not wait) or when
+ * sl_res_last_stats asks. The first pass is read at its end: its unit times replace the cost
+ * estimates and the component is re-planned with them (maybe_replan). */
 #include "residency/residency.h"
 
 #include <errno.h>
@@ -1009,6 +1018,7 @@ static void maybe_replan(sl_res *r, sl_ctx *ctx) {
         bool same = true;
         for (int i = 0; i < n; i++)
             same = same && place[i] == (r->units[i].place == SL_UNIT_RESIDENT);
+        r->predicted_s = cur_s; /* the current placement, with the measured costs */
         if (!same && out.pass_s < cur_s * 0.98) {
             SL_INFO("res[%s]: re-planning with the costs measured on the first pass (predicted "
                     "%.1f → %.1f ms/pass)",
