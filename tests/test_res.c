@@ -25,9 +25,9 @@ typedef struct toy_file {
     uint8_t *map;
     size_t size;
     int n_blocks, D;
-    sl_wentry win, wout;       /* globals: (D, D) f32, used first and last */
-    sl_wentry wb[MAXU];        /* block i: (2D, D), rows [0, D) and [D, 2D) used as two weights */
-    sl_wentry bias[MAXU];      /* block i: (D) f32 */
+    sl_wentry win, wout;  /* globals: (D, D) f32, used first and last */
+    sl_wentry wb[MAXU];   /* block i: (2D, D), rows [0, D) and [D, 2D) used as two weights */
+    sl_wentry bias[MAXU]; /* block i: (D) f32 */
 } toy_file;
 
 static const sl_dtype k_dts[3] = {SL_DTYPE_BF16, SL_DTYPE_F32, SL_DTYPE_F16};
@@ -56,8 +56,10 @@ static void put_tensor(FILE *fp, sl_wentry *e, const char *name, sl_dtype dt, in
     /* 3 bytes of junk before each tensor: offsets are not aligned */
     fwrite("xyz", 1, 3, fp);
     *off += 3;
-    *e = (sl_wentry){.name = name, .file = 0, .offset = *off, .nbytes = nb, .dtype = dt, .ndim = ndim};
-    for (int i = 0; i < ndim; i++) e->ne[i] = ne[i];
+    *e = (sl_wentry){
+        .name = name, .file = 0, .offset = *off, .nbytes = nb, .dtype = dt, .ndim = ndim};
+    for (int i = 0; i < ndim; i++)
+        e->ne[i] = ne[i];
     fwrite(b, 1, nb, fp);
     *off += nb;
     free(v);
@@ -76,8 +78,10 @@ static void toy_file_write(toy_file *tf, int n_blocks, int D) {
     float s = 1.0f / sqrtf((float)D);
     put_tensor(fp, &tf->win, "in.weight", SL_DTYPE_F32, 2, (int64_t[]){D, D}, 1, s, &off);
     for (int i = 0; i < n_blocks; i++) {
-        put_tensor(fp, &tf->wb[i], "blocks.w", k_dts[i % 3], 2, (int64_t[]){2 * D, D}, 100 + i, s, &off);
-        put_tensor(fp, &tf->bias[i], "blocks.b", SL_DTYPE_F32, 1, (int64_t[]){D}, 200 + i, 0.1f, &off);
+        put_tensor(fp, &tf->wb[i], "blocks.w", k_dts[i % 3], 2, (int64_t[]){2 * D, D}, 100 + i, s,
+                   &off);
+        put_tensor(fp, &tf->bias[i], "blocks.b", SL_DTYPE_F32, 1, (int64_t[]){D}, 200 + i, 0.1f,
+                   &off);
     }
     put_tensor(fp, &tf->wout, "out.weight", SL_DTYPE_F32, 2, (int64_t[]){D, D}, 3, s, &off);
     fclose(fp);
@@ -88,7 +92,8 @@ static void toy_file_write(toy_file *tf, int n_blocks, int D) {
     SL_ASSERT(tf->map != MAP_FAILED);
     close(fd);
     sl_wentry *all[] = {&tf->win, &tf->wout};
-    for (int i = 0; i < 2; i++) all[i]->data = tf->map + all[i]->offset;
+    for (int i = 0; i < 2; i++)
+        all[i]->data = tf->map + all[i]->offset;
     for (int i = 0; i < n_blocks; i++) {
         tf->wb[i].data = tf->map + tf->wb[i].offset;
         tf->bias[i].data = tf->map + tf->bias[i].offset;
@@ -172,7 +177,9 @@ typedef struct toy_ctx {
     bool dev;
 } toy_ctx;
 
-static size_t toy_arena_bytes(int T, int D) { return 4 * SL_ALIGN_UP((size_t)T * D * 4, 256) + 256; }
+static size_t toy_arena_bytes(int T, int D) {
+    return 4 * SL_ALIGN_UP((size_t)T * D * 4, 256) + 256;
+}
 
 static void toy_ctx_init(toy_ctx *tc, sl_backend *be, int T, int D) {
     size_t n = toy_arena_bytes(T, D);
@@ -193,7 +200,9 @@ static void toy_ctx_free(toy_ctx *tc) {
         free(tc->arena);
 }
 
-static void toy_input(float *in, int T, int D) { sl_rng_normal(42, 1, 0, in, (int64_t)T * D); }
+static void toy_input(float *in, int T, int D) {
+    sl_rng_normal(42, 1, 0, in, (int64_t)T * D);
+}
 
 /* Reference: the host-visible backend, mapped bytes in place. */
 static void toy_reference_on(const toy_file *tf, int T, float *out, int passes, bool reverse,
@@ -215,7 +224,8 @@ static void toy_reference_on(const toy_file *tf, int T, float *out, int passes, 
     toy_ctx_init(&tc, be, T, tf->D);
     float *in = malloc((size_t)T * tf->D * sizeof *in);
     toy_input(in, T, tf->D);
-    for (int p = 0; p < passes; p++) toy_pass(&t, &tc.c, in, out, T, reverse);
+    for (int p = 0; p < passes; p++)
+        toy_pass(&t, &tc.c, in, out, T, reverse);
     SL_ASSERT(sl_ctx_status(&tc.c) == SL_OK);
     free(in);
     toy_ctx_free(&tc);
@@ -304,11 +314,13 @@ static size_t dev_used(sl_backend *be, bool cpu) {
 static int run_device(const toy_file *tf, int T, const float *ref, const run_cfg *rc, sl_err *e,
                       sl_res_stats *st_out) {
     size_t arena = toy_arena_bytes(T, tf->D);
-    rf_opts o = {.policy = rc->policy, .seed = rc->seed,
+    rf_opts o = {.policy = rc->policy,
+                 .seed = rc->seed,
                  .budget = rc->budget == SIZE_MAX ? 0 : rc->budget + SL_ALIGN_UP(arena, 256)};
     sl_backend *be = NULL;
     if (rc->cpu) {
-        sl_cpu_options co = {.threads = 2, .as_device = true,
+        sl_cpu_options co = {.threads = 2,
+                             .as_device = true,
                              .device_budget = o.budget ? o.budget : (size_t)1 << 32};
         sl_err ce = {0};
         SL_ASSERT(sl_backend_cpu_create(&co, &be, &ce) == SL_OK);
@@ -317,7 +329,8 @@ static int run_device(const toy_file *tf, int T, const float *ref, const run_cfg
     }
     toy t;
     int bad = 0;
-    float *in = malloc((size_t)T * tf->D * sizeof *in), *out = malloc((size_t)T * tf->D * sizeof *out);
+    float *in = malloc((size_t)T * tf->D * sizeof *in),
+          *out = malloc((size_t)T * tf->D * sizeof *out);
     toy_input(in, T, tf->D);
     toy_ctx tc;
     toy_ctx_init(&tc, be, T, tf->D);
@@ -327,15 +340,18 @@ static int run_device(const toy_file *tf, int T, const float *ref, const run_cfg
     if (st == SL_OK && rc->host_limit && !rc->cpu &&
         (rf_host_used(be) > rc->host_limit || sl_res_host_bytes(t.res) > rc->host_limit))
         bad++;
-    sl_res_plan_opts po = {.budget = rc->budget, .prefetch = rc->prefetch ? rc->prefetch : 1,
-                           .link_gbps = 1, .force_stream_all = rc->stream_all};
+    sl_res_plan_opts po = {.budget = rc->budget,
+                           .prefetch = rc->prefetch ? rc->prefetch : 1,
+                           .link_gbps = 1,
+                           .force_stream_all = rc->stream_all};
     if (st == SL_OK) st = sl_res_plan(t.res, &po, e);
     if (st == SL_OK) st = sl_res_load_device(t.res, e);
     for (int p = 0; st == SL_OK && p < rc->passes; p++) {
         toy_pass(&t, &tc.c, in, out, T, rc->reverse);
         st = sl_ctx_take_error(&tc.c, e);
         if (st == SL_OK && memcmp(out, ref, (size_t)T * tf->D * sizeof *out)) bad++;
-        if (rc->budget != SIZE_MAX && (rc->cpu ? dev_used(be, true) : rf_device_peak(be)) > o.budget)
+        if (rc->budget != SIZE_MAX &&
+            (rc->cpu ? dev_used(be, true) : rf_device_peak(be)) > o.budget)
             bad++;
         if (rc->budget != SIZE_MAX && sl_res_plan_bytes(t.res) > rc->budget) bad++;
         if (st == SL_OK && rc->park_between) {
@@ -362,8 +378,12 @@ SL_TEST(res_all_resident_matches_in_place) {
     toy_reference(&tf, T, ref, 1, false);
     for (int pol = 0; pol < 3; pol++) {
         for (int paths = 0; paths < 2; paths++) {
-            run_cfg rc = {.policy = (rf_policy)pol, .seed = 9, .budget = SIZE_MAX, .passes = P,
-                          .use_paths = paths, .park_between = pol == 2};
+            run_cfg rc = {.policy = (rf_policy)pol,
+                          .seed = 9,
+                          .budget = SIZE_MAX,
+                          .passes = P,
+                          .use_paths = paths,
+                          .park_between = pol == 2};
             sl_err e = {0};
             int bad = run_device(&tf, T, ref, &rc, &e, NULL);
             CHECKF(bad == 0, "policy %d paths %d: %d bad passes (%s)", pol, paths, bad, e.msg);
@@ -390,7 +410,8 @@ SL_TEST(res_resident_survives_host_poison) {
     CHECK(rf_host_used(be) == sl_res_total_bytes(t.res));
     sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1};
     REQUIRE_OK(sl_res_plan(t.res, &po, &e), &e);
-    for (int i = 0; i < sl_res_unit_count(t.res); i++) CHECK(sl_res_unit_place(t.res, i) == SL_UNIT_RESIDENT);
+    for (int i = 0; i < sl_res_unit_count(t.res); i++)
+        CHECK(sl_res_unit_place(t.res, i) == SL_UNIT_RESIDENT);
     CHECK(sl_res_plan_bytes(t.res) == sl_res_total_bytes(t.res));
     REQUIRE_OK(sl_res_load_device(t.res, &e), &e);
     CHECK(sl_res_is_loaded(t.res));
@@ -430,19 +451,26 @@ SL_TEST(res_stream_all_plans_bit_identical) {
     sl_err e = {0};
     REQUIRE_OK(toy_open(&t0, &tf, be0, false, &e), &e);
     size_t total = sl_res_total_bytes(t0.res), mx = 0;
-    for (int i = 0; i < sl_res_unit_count(t0.res); i++) mx = SL_MAX(mx, sl_res_unit_bytes(t0.res, i));
+    for (int i = 0; i < sl_res_unit_count(t0.res); i++)
+        mx = SL_MAX(mx, sl_res_unit_bytes(t0.res, i));
     sl_res_free(t0.res);
     sl_backend_destroy(be0);
     int runs = 0, refused = 0;
     for (int pf = 1; pf <= 3; pf++) {
         for (int step = 0; step <= 8; step++) {
             /* budgets from (prefetch + 1) slots of the largest unit to everything */
-            size_t lo = (size_t)(pf + 1) * mx, budget = lo + (total - SL_MIN(lo, total)) * (size_t)step / 8;
+            size_t lo = (size_t)(pf + 1) * mx,
+                   budget = lo + (total - SL_MIN(lo, total)) * (size_t)step / 8;
             for (int all = 0; all < 2; all++) {
                 for (int pol = 0; pol < 3; pol++) {
-                    run_cfg rc = {.policy = (rf_policy)pol, .seed = (uint64_t)(step * 7 + pol),
-                                  .budget = budget, .prefetch = pf, .stream_all = all,
-                                  .use_paths = step & 1, .passes = P, .park_between = step == 3};
+                    run_cfg rc = {.policy = (rf_policy)pol,
+                                  .seed = (uint64_t)(step * 7 + pol),
+                                  .budget = budget,
+                                  .prefetch = pf,
+                                  .stream_all = all,
+                                  .use_paths = step & 1,
+                                  .passes = P,
+                                  .park_between = step == 3};
                     sl_err e2 = {0};
                     int bad = run_device(&tf, T, ref, &rc, &e2, NULL);
                     if (bad < 0 && e2.status == SL_ERR_OOM_DEVICE) {
@@ -535,8 +563,13 @@ SL_TEST(res_stream_order_diverges_and_is_recorded) {
     toy_reference(&tf, T, ref, 1, true);
     for (int pol = 0; pol < 3; pol++) {
         for (int pf = 1; pf <= 2; pf++) {
-            run_cfg rc = {.policy = (rf_policy)pol, .seed = 3, .budget = SIZE_MAX, .prefetch = pf,
-                          .stream_all = true, .passes = 4, .reverse = true};
+            run_cfg rc = {.policy = (rf_policy)pol,
+                          .seed = 3,
+                          .budget = SIZE_MAX,
+                          .prefetch = pf,
+                          .stream_all = true,
+                          .passes = 4,
+                          .reverse = true};
             sl_err e = {0};
             int bad = run_device(&tf, T, ref, &rc, &e, NULL);
             CHECKF(bad == 0, "policy %d prefetch %d: %d bad (%s)", pol, pf, bad, e.msg);
@@ -571,7 +604,8 @@ SL_TEST(res_stream_stats_and_profile_line) {
     REQUIRE_OK(dev_toy_open(&d, &tf, T, &o, &po, &e), &e);
     size_t total = sl_res_total_bytes(d.t.res);
     size_t up0 = rf_copy_bytes(d.be);
-    for (int p = 0; p < 4; p++) REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
+    for (int p = 0; p < 4; p++)
+        REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
     sl_res_stats st;
     sl_res_last_stats(d.t.res, &st);
     CHECK(st.units_resident == 0 && st.units_streamed == N + 1);
@@ -610,8 +644,8 @@ SL_TEST(res_stream_predicted_time_matches_virtual_time) {
     toy_file tf;
     toy_file_write(&tf, N, D);
     rf_opts o = {.policy = RF_RANDOM, .seed = 11, .link_bytes_per_ms = 1e6, .flops_per_ms = 1e7};
-    sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1, .force_stream_all = true,
-                           .link_gbps = 1.0};
+    sl_res_plan_opts po = {
+        .budget = SIZE_MAX, .prefetch = 1, .force_stream_all = true, .link_gbps = 1.0};
     dev_toy d;
     sl_err e = {0};
     REQUIRE_OK(dev_toy_open(&d, &tf, T, &o, &po, &e), &e);
@@ -624,13 +658,15 @@ SL_TEST(res_stream_predicted_time_matches_virtual_time) {
         po.budget = b == 0 ? SIZE_MAX : budgets[b];
         REQUIRE_OK(sl_res_plan(d.t.res, &po, &e), &e);
         REQUIRE_OK(sl_res_load_device(d.t.res, &e), &e);
-        for (int p = 0; p < 4; p++) REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
+        for (int p = 0; p < 4; p++)
+            REQUIRE_OK(dev_toy_pass(&d, false, &e), &e);
         sl_res_stats st;
         sl_res_last_stats(d.t.res, &st);
         sl_res_plan_info pi;
         sl_res_plan_info_get(d.t.res, &pi);
-        fprintf(stderr, "    budget %d: %d resident, measured %.4f ms, predicted %.4f ms, stall %.4f ms\n", b,
-                pi.n_resident, st.pass_ms, pi.predicted_ms, st.stall_ms);
+        fprintf(stderr,
+                "    budget %d: %d resident, measured %.4f ms, predicted %.4f ms, stall %.4f ms\n",
+                b, pi.n_resident, st.pass_ms, pi.predicted_ms, st.stall_ms);
         CHECKF(fabs(st.pass_ms - pi.predicted_ms) <= 0.05 * pi.predicted_ms,
                "budget %d: measured %.4f ms, predicted %.4f ms (%d resident)", b, st.pass_ms,
                pi.predicted_ms, pi.n_resident);
@@ -702,16 +738,23 @@ SL_TEST(res_cpu_device_plans_bit_identical) {
     sl_err e = {0};
     REQUIRE_OK(toy_open(&t0, &tf, be0, false, &e), &e);
     size_t total = sl_res_total_bytes(t0.res), mx = 0;
-    for (int i = 0; i < sl_res_unit_count(t0.res); i++) mx = SL_MAX(mx, sl_res_unit_bytes(t0.res, i));
+    for (int i = 0; i < sl_res_unit_count(t0.res); i++)
+        mx = SL_MAX(mx, sl_res_unit_bytes(t0.res, i));
     sl_res_free(t0.res);
     sl_backend_destroy(be0);
     for (int pf = 1; pf <= 3; pf++) {
         for (int step = 0; step <= 3; step++) {
             size_t lo = (size_t)(pf + 1) * mx;
-            size_t budget = step == 3 ? SIZE_MAX : lo + (total - SL_MIN(lo, total)) * (size_t)step / 3;
+            size_t budget =
+                step == 3 ? SIZE_MAX : lo + (total - SL_MIN(lo, total)) * (size_t)step / 3;
             for (int all = 0; all < 2; all++) {
-                run_cfg rc = {.cpu = true, .budget = budget, .prefetch = pf, .stream_all = all,
-                              .use_paths = true, .passes = 3, .park_between = step == 1};
+                run_cfg rc = {.cpu = true,
+                              .budget = budget,
+                              .prefetch = pf,
+                              .stream_all = all,
+                              .use_paths = true,
+                              .passes = 3,
+                              .park_between = step == 1};
                 sl_err e2 = {0};
                 int bad = run_device(&tf, T, ref, &rc, &e2, NULL);
                 CHECKF(bad == 0, "prefetch %d budget %zu stream_all %d: %d bad (%s)", pf, budget,
@@ -742,7 +785,8 @@ SL_TEST(res_host_arena_from_safetensors_by_pread) {
     for (int i = 0; i < 3; i++) {
         size_t nb = (size_t)(shapes[i][0] * shapes[i][1]) * (dts[i] == SL_DTYPE_F32 ? 4 : 2);
         uint8_t *b = malloc(nb);
-        for (size_t k = 0; k < nb; k++) b[k] = (uint8_t)(k * 31 + (size_t)i * 7 + 1);
+        for (size_t k = 0; k < nb; k++)
+            b[k] = (uint8_t)(k * 31 + (size_t)i * 7 + 1);
         REQUIRE_OK(sl_st_writer_write(w, b, nb, &e), &e);
         free(b);
     }
@@ -759,7 +803,7 @@ SL_TEST(res_host_arena_from_safetensors_by_pread) {
     REQUIRE_OK(sl_res_create(be, "files", &r, &e), &e);
     sl_tensor a0, a1, b, c;
     int u0 = sl_res_add_unit(r, "u0"), u1 = sl_res_add_unit(r, "u1");
-    sl_res_add_tensor(r, u0, ea, 0, 16, &a0);  /* rows [0, 16) */
+    sl_res_add_tensor(r, u0, ea, 0, 16, &a0); /* rows [0, 16) */
     sl_res_add_tensor(r, u0, ec, 0, 0, &c);
     sl_res_add_tensor(r, u1, ea, 16, 24, &a1); /* rows [16, 40) */
     sl_res_add_tensor(r, u1, eb, 0, 0, &b);
@@ -774,7 +818,8 @@ SL_TEST(res_host_arena_from_safetensors_by_pread) {
     sl_ctx_init(&ctx, be, NULL, 0);
     /* each acquired tensor holds the file's bytes of its rows */
     sl_tensor *ts[4] = {&a0, &c, &a1, &b};
-    const uint8_t *want[4] = {ea->data, ec->data, (const uint8_t *)ea->data + 16 * 24 * 2, eb->data};
+    const uint8_t *want[4] = {ea->data, ec->data, (const uint8_t *)ea->data + 16 * 24 * 2,
+                              eb->data};
     int units[4] = {u0, u0, u1, u1};
     for (int p = 0; p < 2; p++) {
         sl_res_begin_pass(r, &ctx);
@@ -878,10 +923,14 @@ SL_TEST(res_disk_tier_bit_identical) {
         for (int pf = 1; pf <= 2; pf++) {
             for (int plan = 0; plan < 3; plan++) {
                 for (int pol = 0; pol < 3; pol++) {
-                    run_cfg rc = {.policy = (rf_policy)pol, .seed = (uint64_t)(lim * 9 + plan),
-                                  .budget = plan == 0 ? SIZE_MAX : total * 2 / 3, .prefetch = pf,
-                                  .stream_all = plan == 2, .use_paths = (pol + lim) & 1,
-                                  .passes = 3, .park_between = plan == 1 && pol == 0,
+                    run_cfg rc = {.policy = (rf_policy)pol,
+                                  .seed = (uint64_t)(lim * 9 + plan),
+                                  .budget = plan == 0 ? SIZE_MAX : total * 2 / 3,
+                                  .prefetch = pf,
+                                  .stream_all = plan == 2,
+                                  .use_paths = (pol + lim) & 1,
+                                  .passes = 3,
+                                  .park_between = plan == 1 && pol == 0,
                                   .host_limit = host_limit};
                     sl_err e2 = {0};
                     int bad = run_device(&tf, T, ref, &rc, &e2, NULL);
@@ -897,8 +946,12 @@ SL_TEST(res_disk_tier_bit_identical) {
     float cref[T * D];
     toy_reference_on(&tf, T, cref, 1, false, true);
     for (int plan = 0; plan < 3; plan++) {
-        run_cfg rc = {.cpu = true, .budget = plan == 0 ? SIZE_MAX : total / 2, .prefetch = 1,
-                      .stream_all = plan == 2, .use_paths = true, .passes = 3,
+        run_cfg rc = {.cpu = true,
+                      .budget = plan == 0 ? SIZE_MAX : total / 2,
+                      .prefetch = 1,
+                      .stream_all = plan == 2,
+                      .use_paths = true,
+                      .passes = 3,
                       .host_limit = total / 3};
         sl_err e2 = {0};
         int bad = run_device(&tf, T, cref, &rc, &e2, NULL);

@@ -27,9 +27,9 @@
 typedef enum rf_policy { RF_COPY_FIRST, RF_COMPUTE_FIRST, RF_RANDOM } rf_policy;
 
 typedef struct rf_opts {
-    bool plain;            /* host-visible, not a device: weights used in place */
-    size_t budget;         /* device bytes (0: unlimited) */
-    size_t host_limit;     /* host_alloc bytes (0: unlimited) */
+    bool plain;        /* host-visible, not a device: weights used in place */
+    size_t budget;     /* device bytes (0: unlimited) */
+    size_t host_limit; /* host_alloc bytes (0: unlimited) */
     rf_policy policy;
     uint64_t seed;
     double link_bytes_per_ms; /* virtual link speed (default 1e6 = 1 GB/s) */

@@ -46,7 +46,9 @@ typedef struct rf {
     uint64_t rng;
 } rf;
 
-static rf *F(sl_backend *be) { return be->impl; }
+static rf *F(sl_backend *be) {
+    return be->impl;
+}
 
 static uint64_t rnd(rf *f) {
     f->rng ^= f->rng << 13;
@@ -184,7 +186,8 @@ static float wval(const sl_tensor *w, int64_t i) {
         memcpy(&h, (const uint8_t *)w->data + 2 * i, 2);
         return sl_f16_to_f32(h);
     }
-    default: SL_ASSERTF(0, "rf: dtype %s not implemented", sl_dtype_name(w->dtype));
+    default:
+        SL_ASSERTF(0, "rf: dtype %s not implemented", sl_dtype_name(w->dtype));
     }
     return 0;
 }
@@ -214,7 +217,8 @@ static void exec(rf *f, int q, cmd *c) {
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = 0; n < N; n++) {
                 float acc = 0;
-                for (int64_t k = 0; k < K; k++) acc += x[m * K + k] * wval(&c->w, n * K + k);
+                for (int64_t k = 0; k < K; k++)
+                    acc += x[m * K + k] * wval(&c->w, n * K + k);
                 if (c->has_b) acc += wval(&c->b, n);
                 y[m * N + n] = acc;
             }
@@ -227,16 +231,21 @@ static void exec(rf *f, int q, cmd *c) {
         const float *a = c->x.data, *b = c->w.data;
         for (int64_t i = 0; i < n; i++) {
             float bv = b[nb == n ? i : nb == 1 ? 0 : i % nb];
-            y[i] = c->op == SL_BINARY_ADD ? a[i] + bv : c->op == SL_BINARY_SUB ? a[i] - bv : a[i] * bv;
+            y[i] = c->op == SL_BINARY_ADD   ? a[i] + bv
+                   : c->op == SL_BINARY_SUB ? a[i] - bv
+                                            : a[i] * bv;
         }
         break;
     }
     case C_FILL: {
         float *y = c->y.data;
-        for (int64_t i = 0; i < sl_tensor_numel(&c->y); i++) y[i] = c->v;
+        for (int64_t i = 0; i < sl_tensor_numel(&c->y); i++)
+            y[i] = c->v;
         break;
     }
-    case C_COPY: memcpy(c->dst, c->src, c->n); break;
+    case C_COPY:
+        memcpy(c->dst, c->src, c->n);
+        break;
     }
 }
 
@@ -270,7 +279,8 @@ static bool step_any(rf *f) {
 }
 
 static void run_until_empty(rf *f, int q) {
-    while (f->head[q]) SL_ASSERTF(step_any(f), "rf: deadlock: a queue waits on an event that never comes");
+    while (f->head[q])
+        SL_ASSERTF(step_any(f), "rf: deadlock: a queue waits on an event that never comes");
 }
 
 static void after_submit(sl_backend *be) {
@@ -356,7 +366,8 @@ static sl_status rf_queue_wait(sl_backend *be, sl_queue q, sl_event *e) {
 }
 static sl_status rf_event_sync(sl_backend *be, sl_event *e) {
     rf *f = F(be);
-    while (e->done < e->gen) SL_ASSERTF(step_any(f), "rf: deadlock in event_sync");
+    while (e->done < e->gen)
+        SL_ASSERTF(step_any(f), "rf: deadlock in event_sync");
     return SL_OK;
 }
 static sl_status rf_elapsed(sl_backend *be, sl_event *a, sl_event *b, float *ms) {
@@ -470,10 +481,18 @@ sl_backend *rf_create(const rf_opts *o) {
     return be;
 }
 
-size_t rf_device_used(sl_backend *be) { return F(be)->dev_used; }
-size_t rf_device_peak(sl_backend *be) { return F(be)->dev_peak; }
-size_t rf_host_used(sl_backend *be) { return F(be)->host_used; }
-size_t rf_copy_bytes(sl_backend *be) { return F(be)->copy_bytes; }
+size_t rf_device_used(sl_backend *be) {
+    return F(be)->dev_used;
+}
+size_t rf_device_peak(sl_backend *be) {
+    return F(be)->dev_peak;
+}
+size_t rf_host_used(sl_backend *be) {
+    return F(be)->host_used;
+}
+size_t rf_copy_bytes(sl_backend *be) {
+    return F(be)->copy_bytes;
+}
 
 void rf_poison_host(sl_backend *be) {
     rf *f = F(be);

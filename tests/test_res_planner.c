@@ -15,8 +15,8 @@ static sl_plan_in uniform(int n, size_t bytes, double cost, double gbps, size_t 
         b[i] = bytes;
         c[i] = cost;
     }
-    return (sl_plan_in){.n = n, .bytes = b, .cost = c, .link_gbps = gbps, .budget = budget,
-                        .prefetch = pf};
+    return (sl_plan_in){
+        .n = n, .bytes = b, .cost = c, .link_gbps = gbps, .budget = budget, .prefetch = pf};
 }
 
 SL_TEST(res_plan_all_fit_all_resident) {
@@ -27,7 +27,8 @@ SL_TEST(res_plan_all_fit_all_resident) {
     sl_plan_out o;
     sl_err e = {0};
     REQUIRE_OK(sl_plan_make(&in, res, &o, &e), &e);
-    for (int i = 0; i < 10; i++) CHECK(res[i]);
+    for (int i = 0; i < 10; i++)
+        CHECK(res[i]);
     CHECK(o.slots == 0 && o.slot_bytes == 0 && o.n_streamed == 0 && o.n_resident == 10);
     CHECK(o.device_bytes == 10000 && o.streamed_bytes == 0);
     CHECK_NEAR(o.pass_s, 10e-3, 1e-12);
@@ -74,16 +75,20 @@ SL_TEST(res_plan_budget_and_lower_bound_random) {
         }
         int pf = 1 + (int)(u[3 * MAXN] * 3);
         size_t budget = (size_t)(u[3 * MAXN + 1] * (double)total * 1.1);
-        sl_plan_in in = {.n = n, .bytes = b, .cost = c, .link_gbps = 0.5 + u[3 * MAXN + 2] * 20,
-                         .budget = budget, .prefetch = pf};
+        sl_plan_in in = {.n = n,
+                         .bytes = b,
+                         .cost = c,
+                         .link_gbps = 0.5 + u[3 * MAXN + 2] * 20,
+                         .budget = budget,
+                         .prefetch = pf};
         bool res[MAXN];
         sl_plan_out o;
         sl_err e = {0};
         sl_status st = sl_plan_make(&in, res, &o, &e);
         if (st != SL_OK) {
             CHECK(st == SL_ERR_OOM_DEVICE);
-            CHECKF(budget < (size_t)(pf + 1) * mx, "trial %d: refused a budget that fits: %s", trial,
-                   e.msg);
+            CHECKF(budget < (size_t)(pf + 1) * mx, "trial %d: refused a budget that fits: %s",
+                   trial, e.msg);
             continue;
         }
         CHECKF(o.device_bytes <= budget, "trial %d: %zu > %zu", trial, o.device_bytes, budget);
@@ -94,7 +99,8 @@ SL_TEST(res_plan_budget_and_lower_bound_random) {
         CHECK_NEAR(t2, o.pass_s, 1e-12);
         CHECK(o2.device_bytes == o.device_bytes);
         bool all_s[MAXN];
-        for (int i = 0; i < n; i++) all_s[i] = false;
+        for (int i = 0; i < n; i++)
+            all_s[i] = false;
         if ((size_t)(pf + 1) * mx <= budget)
             CHECKF(o.pass_s <= sl_plan_simulate(&in, all_s, pf + 1, NULL) * (1 + 1e-9),
                    "trial %d: slower than streaming everything", trial);
@@ -119,8 +125,8 @@ SL_TEST(res_plan_interleaves_when_link_bound) {
         suffix[i] = i >= N - 8;
     }
     double tp = sl_plan_simulate(&in, prefix, 2, NULL), ts = sl_plan_simulate(&in, suffix, 2, NULL);
-    fprintf(stderr, "    plan %.4f s, resident prefix %.4f s, suffix %.4f s, bound %.4f s\n", o.pass_s, tp,
-            ts, SL_MAX(o.compute_s, o.link_s));
+    fprintf(stderr, "    plan %.4f s, resident prefix %.4f s, suffix %.4f s, bound %.4f s\n",
+            o.pass_s, tp, ts, SL_MAX(o.compute_s, o.link_s));
     CHECKF(o.pass_s < tp * 0.97, "plan %g s vs resident prefix %g s", o.pass_s, tp);
     CHECKF(o.pass_s < ts * 0.97, "plan %g s vs resident suffix %g s", o.pass_s, ts);
     /* the resident units are spread: no two adjacent runs of more than 1 resident */
@@ -196,7 +202,8 @@ SL_TEST(res_plan_force_stream_all) {
     sl_plan_out o;
     sl_err e = {0};
     REQUIRE_OK(sl_plan_make(&in, res, &o, &e), &e);
-    for (int i = 0; i < 6; i++) CHECK(!res[i]);
+    for (int i = 0; i < 6; i++)
+        CHECK(!res[i]);
     CHECK(o.slots == 3 && o.device_bytes == 300 && o.streamed_bytes == 600);
     in.budget = 299;
     CHECK(sl_plan_make(&in, res, &o, &e) == SL_ERR_OOM_DEVICE);

@@ -44,9 +44,9 @@ sl_status sl_res_measure_link(sl_backend *be, size_t bytes, double *gbps, sl_err
     be->vt->mem_info(be, &fr, &tot);
     if (n > fr / 2) n = SL_ALIGN_UP(fr / 2 > 4096 ? fr / 2 - 4095 : 0, (size_t)256);
     if (n < ((size_t)1 << 20))
-        return sl_err_set(err, SL_ERR_OOM_DEVICE,
-                          "measuring the link: %zu bytes of device memory free, need at least 2 MiB",
-                          fr);
+        return sl_err_set(
+            err, SL_ERR_OOM_DEVICE,
+            "measuring the link: %zu bytes of device memory free, need at least 2 MiB", fr);
     void *h = NULL, *d = NULL;
     sl_event *e0 = NULL, *e1 = NULL;
     sl_status st = be->vt->host_alloc(be, n, &h, err);
@@ -72,8 +72,7 @@ sl_status sl_res_measure_link(sl_backend *be, size_t bytes, double *gbps, sl_err
                 s = ms / 1e3;
             if (s > 0 && (double)n / s > best) best = (double)n / s;
         }
-        if (st != SL_OK)
-            sl_err_set(err, st, "measuring the link: %s", be->last_error);
+        if (st != SL_OK) sl_err_set(err, st, "measuring the link: %s", be->last_error);
         *gbps = best / 1e9;
     }
     be->vt->sync(be);

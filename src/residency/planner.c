@@ -13,7 +13,9 @@ static double bw_bytes_per_s(const sl_plan_in *in) {
     return (in->link_gbps > 0 ? in->link_gbps : SL_PLAN_DEFAULT_GBPS) * 1e9;
 }
 
-static double cost_of(const sl_plan_in *in, int i) { return in->cost ? in->cost[i] : 0.0; }
+static double cost_of(const sl_plan_in *in, int i) {
+    return in->cost ? in->cost[i] : 0.0;
+}
 
 /* Sizes of a placement. */
 static void measure(const sl_plan_in *in, const bool *res, int slots, sl_plan_out *o) {
@@ -80,8 +82,10 @@ double sl_plan_simulate(const sl_plan_in *in, const bool *res, int slots, sl_pla
         SL_ASSERT(end);
         span_rel = end + ring;
     }
-    for (int s = 0; s < ring; s++) end[s] = 0;
-    for (int i = 0; i < in->n; i++) span_rel[i] = 0;
+    for (int s = 0; s < ring; s++)
+        end[s] = 0;
+    for (int i = 0; i < in->n; i++)
+        span_rel[i] = 0;
     double copy_free = 0, comp = 0, pass_s = 0;
     long j = 0; /* ring position over all passes */
     for (int p = 0; p < SIM_PASSES; p++) {
@@ -165,10 +169,12 @@ static bool must(const sl_plan_in *in, int i) {
 static size_t min_need(const sl_plan_in *in, int slots, const size_t *sizes, int nsz, bool *tmp) {
     size_t best = SIZE_MAX;
     for (int k = 0; k < nsz; k++) {
-        for (int i = 0; i < in->n; i++) tmp[i] = in->bytes[i] > sizes[k] || must(in, i);
+        for (int i = 0; i < in->n; i++)
+            tmp[i] = in->bytes[i] > sizes[k] || must(in, i);
         best = SL_MIN(best, device_bytes(in, tmp, slots));
     }
-    for (int i = 0; i < in->n; i++) tmp[i] = true;
+    for (int i = 0; i < in->n; i++)
+        tmp[i] = true;
     return SL_MIN(best, device_bytes(in, tmp, slots));
 }
 
@@ -180,10 +186,12 @@ sl_status sl_plan_make(const sl_plan_in *in, bool *resident, sl_plan_out *out, s
     int slots = in->prefetch + 1;
     int n = in->n;
     unsigned long long total = 0;
-    for (int i = 0; i < n; i++) SL_ASSERT(sl_add_u64(total, in->bytes[i], &total));
+    for (int i = 0; i < n; i++)
+        SL_ASSERT(sl_add_u64(total, in->bytes[i], &total));
 
     if (!in->force_stream_all && total <= in->budget) {
-        for (int i = 0; i < n; i++) resident[i] = true;
+        for (int i = 0; i < n; i++)
+            resident[i] = true;
         sl_plan_simulate(in, resident, slots, out);
         return SL_OK;
     }
@@ -203,7 +211,8 @@ sl_status sl_plan_make(const sl_plan_in *in, bool *resident, sl_plan_out *out, s
 
     sl_status st = SL_OK;
     if (in->force_stream_all) {
-        for (int i = 0; i < n; i++) resident[i] = false;
+        for (int i = 0; i < n; i++)
+            resident[i] = false;
         if (device_bytes(in, resident, slots) > in->budget) goto too_small;
         sl_plan_simulate(in, resident, slots, out);
         goto done;
@@ -213,7 +222,8 @@ sl_status sl_plan_make(const sl_plan_in *in, bool *resident, sl_plan_out *out, s
     double best_t = INFINITY;
     size_t best_bytes = SIZE_MAX;
     for (int k = 0; k < nsz; k++) {
-        for (int i = 0; i < n; i++) cand[i] = in->bytes[i] > sizes[k] || must(in, i);
+        for (int i = 0; i < n; i++)
+            cand[i] = in->bytes[i] > sizes[k] || must(in, i);
         if (device_bytes(in, cand, slots) > in->budget) continue;
         double t = greedy(in, cand, slots);
         size_t b = device_bytes(in, cand, slots);
@@ -227,7 +237,7 @@ sl_status sl_plan_make(const sl_plan_in *in, bool *resident, sl_plan_out *out, s
     sl_plan_simulate(in, resident, slots, out);
     goto done;
 
-too_small: {
+too_small : {
     size_t need = min_need(in, slots, sizes, nsz, cand);
     size_t need1 = min_need(in, 2, sizes, nsz, cand);
     char alt[256] = "";
@@ -235,13 +245,13 @@ too_small: {
         snprintf(alt, sizeof alt, ", or use --streaming-prefetch 1 (fits: needs %.3f GB)",
                  (double)need1 / 1e9);
     else if (slots > 2)
-        snprintf(alt, sizeof alt, " (--streaming-prefetch 1 would need %.3f GB)", (double)need1 / 1e9);
+        snprintf(alt, sizeof alt, " (--streaming-prefetch 1 would need %.3f GB)",
+                 (double)need1 / 1e9);
     size_t must_b = 0;
     for (int i = 0; i < n; i++)
         if (must(in, i)) must_b += in->bytes[i];
     char mb[96] = "";
-    if (must_b)
-        snprintf(mb, sizeof mb, "; %zu bytes of it for units held across a pass", must_b);
+    if (must_b) snprintf(mb, sizeof mb, "; %zu bytes of it for units held across a pass", must_b);
     st = sl_err_set(err, SL_ERR_OOM_DEVICE,
                     "VRAM budget for weights too small: streaming with %d slots needs at least "
                     "%.3f GB (%zu bytes; largest unit %zu bytes%s), %.3f GB (%zu bytes) "

@@ -49,9 +49,9 @@ typedef struct sl_plan_out {
     size_t streamed_bytes; /* sent over the link per pass */
     size_t device_bytes;   /* resident_bytes + slots · slot_bytes (<= budget) */
     int n_resident, n_streamed;
-    double pass_s;     /* predicted steady-state seconds per pass */
-    double compute_s;  /* sum of costs (lower bound) */
-    double link_s;     /* streamed_bytes / bandwidth (lower bound) */
+    double pass_s;    /* predicted steady-state seconds per pass */
+    double compute_s; /* sum of costs (lower bound) */
+    double link_s;    /* streamed_bytes / bandwidth (lower bound) */
 } sl_plan_out;
 
 /* Plan. resident[n] receives the placement (true: resident). SL_ERR_OOM_DEVICE when no placement

@@ -51,11 +51,11 @@
 typedef struct res_tensor {
     int unit;
     sl_tensor *dst;
-    int file;            /* file index of the entry */
-    uint64_t file_off;   /* absolute offset of the (sliced) bytes in that file */
-    size_t nbytes;       /* bytes of the (sliced) tensor */
-    const uint8_t *src;  /* the mapped bytes of the (sliced) tensor */
-    size_t off;          /* offset inside the unit's packed bytes */
+    int file;           /* file index of the entry */
+    uint64_t file_off;  /* absolute offset of the (sliced) bytes in that file */
+    size_t nbytes;      /* bytes of the (sliced) tensor */
+    const uint8_t *src; /* the mapped bytes of the (sliced) tensor */
+    size_t off;         /* offset inside the unit's packed bytes */
 } res_tensor;
 
 typedef struct res_unit {
@@ -70,7 +70,7 @@ typedef struct res_unit {
     void *dev;       /* device copy while loaded (resident units) */
     int slot;        /* slot it occupies while acquired (streamed units), else -1 */
     bool held;
-    bool spans; /* held while other units are acquired: planned resident */
+    bool spans;    /* held while other units are acquired: planned resident */
     bool in_arena; /* its bytes are in the host arena (else: disk tier, read through staging) */
 } res_unit;
 
@@ -127,7 +127,7 @@ struct sl_res {
     bool stage_used[2];
     int stage_next;
     size_t stage_bytes;
-    int *fds; /* open files (disk tier), -1 where not opened */
+    int *fds;      /* open files (disk tier), -1 where not opened */
     sl_err io_err; /* the last read failure inside a pass */
 
     /* plan */
@@ -140,8 +140,8 @@ struct sl_res {
 
     /* device state */
     bool loaded;
-    void *dev_block;     /* resident units */
-    void *slot_block;    /* n_slots × slot_bytes */
+    void *dev_block;  /* resident units */
+    void *slot_block; /* n_slots × slot_bytes */
     res_slot *slots;
     sl_event *ev_loaded; /* copy queue, after the resident uploads */
     bool need_load_wait; /* compute must wait on ev_loaded before the next use */
@@ -154,13 +154,13 @@ struct sl_res {
     int m;       /* streamed entries per pass */
     bool order_measured;
     /* epoch positions */
-    long cur;     /* next position to be consumed */
-    long next_up; /* next position to upload */
+    long cur;       /* next position to be consumed */
+    long next_up;   /* next position to upload */
     long pass_base; /* position of the current pass's first streamed entry */
     /* the pass running now */
     bool in_pass, diverged;
-    int n_acq; /* acquires so far in this pass */
-    int n_held; /* units acquired and not released */
+    int n_acq;       /* acquires so far in this pass */
+    int n_held;      /* units acquired and not released */
     bool first_done; /* a pass has completed (and re-planning was considered) */
     int *log, cap_log;
     long pass_no; /* passes ended since create: the absolute number of the current pass */
@@ -172,7 +172,9 @@ struct sl_res {
     bool have_last;
 };
 
-static bool mapped_mode(const sl_backend *be) { return be->info.host_visible && !be->info.is_device; }
+static bool mapped_mode(const sl_backend *be) {
+    return be->info.host_visible && !be->info.is_device;
+}
 
 sl_status sl_res_create(sl_backend *be, const char *name, sl_res **out, sl_err *err) {
     SL_ASSERT(be && out);
@@ -206,7 +208,8 @@ void sl_res_free(sl_res *r) {
         free(r->units[i].name);
         free(r->units[i].tix);
     }
-    for (int i = 0; i < r->n_files; i++) free(r->files[i]);
+    for (int i = 0; i < r->n_files; i++)
+        free(r->files[i]);
     free(r->files);
     free(r->units);
     free(r->tensors);
@@ -224,7 +227,8 @@ void sl_res_free(sl_res *r) {
 static void *grow(void *p, int *cap, int need, size_t elem) {
     if (need <= *cap) return p;
     int c = *cap ? *cap * 2 : 16;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     void *q = realloc(p, (size_t)c * elem);
     SL_ASSERTF(q, "residency: out of host memory growing a table to %d entries", c);
     *cap = c;
@@ -268,8 +272,13 @@ void sl_res_add_tensor(sl_res *r, int unit, const sl_wentry *e, int64_t row0, in
     r->tensors = grow(r->tensors, &r->cap_tensors, r->n_tensors + 1, sizeof *r->tensors);
     u->tix = grow(u->tix, &u->cap_t, u->n_t + 1, sizeof *u->tix);
     res_tensor *rt = &r->tensors[r->n_tensors];
-    *rt = (res_tensor){.unit = unit, .dst = dst, .file = e->file, .file_off = off, .nbytes = nb,
-                       .src = src, .off = u->bytes};
+    *rt = (res_tensor){.unit = unit,
+                       .dst = dst,
+                       .file = e->file,
+                       .file_off = off,
+                       .nbytes = nb,
+                       .src = src,
+                       .off = u->bytes};
     u->bytes = SL_ALIGN_UP(u->bytes + nb, (size_t)RES_ALIGN);
     u->tix[u->n_t++] = r->n_tensors++;
     /* shape and dtype now, data at acquire */
@@ -284,12 +293,16 @@ void sl_res_set_unit_cost(sl_res *r, int unit, double seconds) {
     r->units[unit].cost = seconds;
 }
 
-int sl_res_unit_count(const sl_res *r) { return r->n_units; }
+int sl_res_unit_count(const sl_res *r) {
+    return r->n_units;
+}
 const char *sl_res_unit_name(const sl_res *r, int unit) {
     SL_ASSERT(unit >= 0 && unit < r->n_units);
     return r->units[unit].name;
 }
-const char *sl_res_name(const sl_res *r) { return r->name; }
+const char *sl_res_name(const sl_res *r) {
+    return r->name;
+}
 
 size_t sl_res_unit_bytes(const sl_res *r, int unit) {
     SL_ASSERT(unit >= 0 && unit < r->n_units);
@@ -298,7 +311,8 @@ size_t sl_res_unit_bytes(const sl_res *r, int unit) {
 
 size_t sl_res_total_bytes(const sl_res *r) {
     size_t s = 0;
-    for (int i = 0; i < r->n_units; i++) s += r->units[i].bytes;
+    for (int i = 0; i < r->n_units; i++)
+        s += r->units[i].bytes;
     return s;
 }
 
@@ -309,7 +323,8 @@ sl_status sl_res_set_file(sl_res *r, int file, const char *path, sl_err *err) {
     if (file >= r->n_files) {
         char **f = realloc(r->files, (size_t)(file + 1) * sizeof *f);
         if (!f) return sl_err_set(err, SL_ERR_OOM_HOST, "residency: out of host memory");
-        for (int i = r->n_files; i <= file; i++) f[i] = NULL;
+        for (int i = r->n_files; i <= file; i++)
+            f[i] = NULL;
         r->files = f;
         r->n_files = file + 1;
     }
@@ -407,7 +422,8 @@ static sl_status fill_arena(sl_res *r, sl_err *err) {
     read_job *jobs = NULL;
     sl_status st = SL_OK;
     if (!fds) return sl_err_set(err, SL_ERR_OOM_HOST, "residency: out of host memory");
-    for (int i = 0; i < nf; i++) fds[i] = -1;
+    for (int i = 0; i < nf; i++)
+        fds[i] = -1;
     for (int ui = 0; ui < r->n_units && st == SL_OK; ui++) {
         res_unit *u = &r->units[ui];
         if (!u->in_arena) continue;
@@ -424,8 +440,10 @@ static sl_status fill_arena(sl_res *r, sl_err *err) {
             }
             for (size_t o = 0; o < t->nbytes; o += READ_CHUNK) {
                 jobs = grow(jobs, &cap, n_jobs + 1, sizeof *jobs);
-                jobs[n_jobs++] = (read_job){.dst = base + t->off + o, .src = t->src + o,
-                                            .file = path ? t->file : -1, .off = t->file_off + o,
+                jobs[n_jobs++] = (read_job){.dst = base + t->off + o,
+                                            .src = t->src + o,
+                                            .file = path ? t->file : -1,
+                                            .off = t->file_off + o,
                                             .n = SL_MIN((size_t)READ_CHUNK, t->nbytes - o)};
             }
         }
@@ -439,7 +457,8 @@ static sl_status fill_arena(sl_res *r, sl_err *err) {
         for (int i = 1; i < nt; i++)
             if (pthread_create(&th[started], NULL, reader, &c) == 0) started++;
         reader(&c); /* this thread reads too */
-        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+        for (int i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
         pthread_mutex_destroy(&c.mu);
         st = c.st;
     }
@@ -461,7 +480,8 @@ static sl_status setup_disk_tier(sl_res *r, size_t total, sl_err *err) {
     sl_backend *be = r->be;
     sl_err e2 = {0};
     size_t mx = 0;
-    for (int i = 0; i < r->n_units; i++) mx = SL_MAX(mx, r->units[i].bytes);
+    for (int i = 0; i < r->n_units; i++)
+        mx = SL_MAX(mx, r->units[i].bytes);
     /* staging of at most a quarter of the limit; units larger than it go up in pieces */
     size_t cap = SL_MAX(r->host_limit / 4 / RES_ALIGN * RES_ALIGN, (size_t)RES_ALIGN);
     r->stage_bytes = SL_MIN(SL_ALIGN_UP(SL_MIN(mx, (size_t)READ_CHUNK), (size_t)RES_ALIGN), cap);
@@ -486,7 +506,8 @@ static sl_status setup_disk_tier(sl_res *r, size_t total, sl_err *err) {
         if (r->files[i] && (r->fds[i] = open(r->files[i], O_RDONLY | O_CLOEXEC)) < 0)
             return sl_err_set(err, SL_ERR_IO, "%s: cannot open: %s", r->files[i], strerror(errno));
     }
-    for (int i = 0; i < r->n_units; i++) r->units[i].in_arena = false;
+    for (int i = 0; i < r->n_units; i++)
+        r->units[i].in_arena = false;
     SL_INFO("res[%s]: host limit %.2f GB for %.2f GB of weights: %.2f GB arena + 2 x %.1f MB "
             "staging, the rest read from disk when uploaded",
             r->name, (double)r->host_limit / 1e9, (double)total / 1e9, (double)r->arena_bytes / 1e9,
@@ -579,7 +600,8 @@ static sl_status choose_arena_units(sl_res *r, sl_err *err) {
         }
     }
     bool same = true;
-    for (int i = 0; i < n; i++) same = same && want[i] == r->units[i].in_arena;
+    for (int i = 0; i < n; i++)
+        same = same && want[i] == r->units[i].in_arena;
     sl_status st = SL_OK;
     if (!same) {
         size_t off = 0;
@@ -592,7 +614,8 @@ static sl_status choose_arena_units(sl_res *r, sl_err *err) {
         }
         st = fill_arena(r, err);
         if (st != SL_OK) {
-            for (int i = 0; i < n; i++) r->units[i].in_arena = false;
+            for (int i = 0; i < n; i++)
+                r->units[i].in_arena = false;
             sl_err_prefix(err, "%s: loading weights: ", r->name);
         }
     }
@@ -630,7 +653,8 @@ static sl_status read_unit_range(sl_res *r, const res_unit *u, size_t o, size_t 
 static sl_status upload_unit(sl_res *r, const res_unit *u, uint8_t *dev) {
     sl_backend *be = r->be;
     if (!u->bytes) return SL_OK;
-    if (u->in_arena) return be->vt->upload(be, SL_QUEUE_COPY, dev, r->arena + u->host_off, u->bytes);
+    if (u->in_arena)
+        return be->vt->upload(be, SL_QUEUE_COPY, dev, r->arena + u->host_off, u->bytes);
     for (size_t o = 0; o < u->bytes; o += r->stage_bytes) {
         int k = r->stage_next;
         r->stage_next ^= 1;
@@ -655,10 +679,8 @@ size_t sl_res_host_bytes(const sl_res *r) {
     return r->home == HOME_ARENA ? r->arena_bytes + (r->disk ? 2 * r->stage_bytes : 0) : 0;
 }
 
-
-__attribute__((format(printf, 3, 0))) static void fail_ctx(sl_ctx *ctx, sl_status st,
-                                                         const char *fmt, const char *a,
-                                                         const char *b) {
+__attribute__((format(printf, 3, 0))) static void
+fail_ctx(sl_ctx *ctx, sl_status st, const char *fmt, const char *a, const char *b) {
     if (ctx)
         sl_ctx_fail(ctx, st, fmt, a, b);
     else
@@ -704,7 +726,8 @@ static void set_order(sl_res *r, const int *seq, int n) {
 /* The order assumed before any pass ran: declaration order, each unit once. */
 static void predict_order(sl_res *r) {
     r->order = grow(r->order, &r->cap_order, r->n_units, sizeof *r->order);
-    for (int i = 0; i < r->n_units; i++) r->order[i] = i;
+    for (int i = 0; i < r->n_units; i++)
+        r->order[i] = i;
     r->n_order = r->n_units;
     rebuild_streamed(r);
 }
@@ -744,7 +767,8 @@ static void mark(sl_res *r, res_tset *t, int unit, int kind) {
         int c = t->cap_marks ? 2 * t->cap_marks : 64;
         res_mark *m = realloc(t->marks, (size_t)c * sizeof *m);
         SL_ASSERTF(m, "residency: out of host memory");
-        for (int i = t->cap_marks; i < c; i++) m[i] = (res_mark){0};
+        for (int i = t->cap_marks; i < c; i++)
+            m[i] = (res_mark){0};
         t->marks = m;
         t->cap_marks = c;
     }
@@ -768,14 +792,16 @@ static bool copy_events(sl_res *r, res_tset *t, int ci, sl_event **a, sl_event *
     if (!r->timing) return false;
     if (ci >= t->cap_copy) {
         int c = t->cap_copy ? t->cap_copy : 16;
-        while (c <= ci) c *= 2;
+        while (c <= ci)
+            c *= 2;
         sl_event **x = realloc(t->c0, (size_t)c * sizeof *x);
         SL_ASSERTF(x, "residency: out of host memory");
         t->c0 = x;
         sl_event **y = realloc(t->c1, (size_t)c * sizeof *y);
         SL_ASSERTF(y, "residency: out of host memory");
         t->c1 = y;
-        for (int i = t->cap_copy; i < c; i++) t->c0[i] = t->c1[i] = NULL;
+        for (int i = t->cap_copy; i < c; i++)
+            t->c0[i] = t->c1[i] = NULL;
         t->cap_copy = c;
     }
     if (!t->c0[ci]) t->c0[ci] = new_event(r);
@@ -909,8 +935,8 @@ static sl_status pump(sl_res *r) {
 
 /* Plan in numbers: fill place[unit] (true: resident) and out; *cur_s (may be NULL) receives the
  * predicted time of the current placement under the same inputs. */
-static sl_status plan_compute(sl_res *r, const sl_res_plan_opts *opt, bool *place,
-                              sl_plan_out *out, double *cur_s, sl_err *err) {
+static sl_status plan_compute(sl_res *r, const sl_res_plan_opts *opt, bool *place, sl_plan_out *out,
+                              double *cur_s, sl_err *err) {
     int n = r->n_units;
     size_t nn = (size_t)(n ? n : 1);
     int *seq = malloc(nn * sizeof *seq);
@@ -936,11 +962,17 @@ static sl_status plan_compute(sl_res *r, const sl_res_plan_opts *opt, bool *plac
         cost[i] = u->cost_meas >= 0 ? u->cost_meas : u->cost;
         must[i] = u->spans;
     }
-    sl_plan_in in = {.n = n, .bytes = bytes, .cost = cost, .link_gbps = opt->link_gbps,
-                     .budget = opt->budget, .prefetch = opt->prefetch,
-                     .force_stream_all = opt->force_stream_all, .must_resident = must};
+    sl_plan_in in = {.n = n,
+                     .bytes = bytes,
+                     .cost = cost,
+                     .link_gbps = opt->link_gbps,
+                     .budget = opt->budget,
+                     .prefetch = opt->prefetch,
+                     .force_stream_all = opt->force_stream_all,
+                     .must_resident = must};
     if (cur_s) {
-        for (int i = 0; i < n; i++) res[i] = r->units[seq[i]].place == SL_UNIT_RESIDENT;
+        for (int i = 0; i < n; i++)
+            res[i] = r->units[seq[i]].place == SL_UNIT_RESIDENT;
         *cur_s = sl_plan_simulate(&in, res, opt->prefetch + 1, NULL);
     }
     st = sl_plan_make(&in, res, out, err);
@@ -948,7 +980,8 @@ static sl_status plan_compute(sl_res *r, const sl_res_plan_opts *opt, bool *plac
         sl_err_prefix(err, "%s: ", r->name);
         goto done;
     }
-    for (int i = 0; i < n; i++) place[seq[i]] = res[i];
+    for (int i = 0; i < n; i++)
+        place[seq[i]] = res[i];
 done:
     free(seq);
     free(seen);
@@ -985,7 +1018,8 @@ sl_status sl_res_plan(sl_res *r, const sl_res_plan_opts *opt, sl_err *err) {
     if (r->loaded) release_device(r);
     r->planned = false;
     if (r->home == HOME_MAPPED || mapped_mode(r->be)) {
-        for (int i = 0; i < r->n_units; i++) r->units[i].place = SL_UNIT_RESIDENT;
+        for (int i = 0; i < r->n_units; i++)
+            r->units[i].place = SL_UNIT_RESIDENT;
         r->plan_bytes = 0;
         r->n_slots = 0;
         r->slot_bytes = 0;
@@ -1036,13 +1070,19 @@ sl_unit_place sl_res_unit_place(const sl_res *r, int unit) {
     return r->units[unit].place;
 }
 
-size_t sl_res_plan_bytes(const sl_res *r) { return r->plan_bytes; }
-bool sl_res_is_loaded(const sl_res *r) { return r->loaded; }
+size_t sl_res_plan_bytes(const sl_res *r) {
+    return r->plan_bytes;
+}
+bool sl_res_is_loaded(const sl_res *r) {
+    return r->loaded;
+}
 
 void sl_res_plan_info_get(const sl_res *r, sl_res_plan_info *out) {
     SL_ASSERT(r && out);
-    *out = (sl_res_plan_info){.slots = r->n_slots, .slot_bytes = r->slot_bytes,
-                              .device_bytes = r->plan_bytes, .predicted_ms = r->predicted_s * 1e3};
+    *out = (sl_res_plan_info){.slots = r->n_slots,
+                              .slot_bytes = r->slot_bytes,
+                              .device_bytes = r->plan_bytes,
+                              .predicted_ms = r->predicted_s * 1e3};
     for (int i = 0; i < r->n_units; i++) {
         if (r->units[i].place == SL_UNIT_RESIDENT) {
             out->n_resident++;
@@ -1066,7 +1106,8 @@ static void release_device(sl_res *r) {
         /* queued work may still read the device copies: drain before freeing */
         be->vt->sync(be);
     }
-    for (int s = 0; s < NSETS; s++) finalize(r, &r->ts[s]);
+    for (int s = 0; s < NSETS; s++)
+        finalize(r, &r->ts[s]);
     if (r->dev_block) be->vt->free(be, r->dev_block);
     if (r->slot_block) be->vt->free(be, r->slot_block);
     r->dev_block = r->slot_block = NULL;
@@ -1199,7 +1240,6 @@ static void set_pointers(sl_res *r, res_unit *u, const uint8_t *base) {
     }
 }
 
-
 void sl_res_begin_pass(sl_res *r, sl_ctx *ctx) {
     if (!r) return;
     if (ctx && ctx->status != SL_OK) return;
@@ -1223,8 +1263,8 @@ void sl_res_begin_pass(sl_res *r, sl_ctx *ctx) {
     if (r->timing && r->home == HOME_ARENA) {
         if (!t->p0) t->p0 = new_event(r);
         if (!t->p1) t->p1 = new_event(r);
-        t->timed = t->p0 && t->p1 &&
-                   r->be->vt->event_record(r->be, t->p0, SL_QUEUE_COMPUTE) == SL_OK;
+        t->timed =
+            t->p0 && t->p1 && r->be->vt->event_record(r->be, t->p0, SL_QUEUE_COMPUTE) == SL_OK;
     }
 }
 
@@ -1235,7 +1275,8 @@ void sl_res_acquire(sl_res *r, int unit, sl_ctx *ctx) {
     if (!r->in_pass) sl_res_begin_pass(r, ctx);
     if (!r->in_pass) return; /* loading failed */
     res_unit *u = &r->units[unit];
-    SL_ASSERTF(!u->held, "residency %s: unit %s acquired twice without a release", r->name, u->name);
+    SL_ASSERTF(!u->held, "residency %s: unit %s acquired twice without a release", r->name,
+               u->name);
     r->log = grow(r->log, &r->cap_log, r->n_acq + 1, sizeof *r->log);
     int k = r->n_acq++;
     r->log[k] = unit;

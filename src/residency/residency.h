@@ -86,12 +86,12 @@ size_t sl_res_host_bytes(const sl_res *r);
 
 /* ---- planning and device placement ---- */
 typedef struct sl_res_plan_opts {
-    size_t budget;            /* device bytes this component's weights may use (resident units
-                                 + streaming slots); SIZE_MAX: everything may be resident */
-    int prefetch;             /* streaming prefetch depth (>= 1); slots = prefetch + 1 */
-    double link_gbps;         /* measured host→device bandwidth, GB/s (0: unknown) */
-    bool force_stream_all;    /* testing/benchmarks: plan nothing resident */
-    bool no_replan;           /* keep this plan after the first pass (see below) */
+    size_t budget;         /* device bytes this component's weights may use (resident units
+                              + streaming slots); SIZE_MAX: everything may be resident */
+    int prefetch;          /* streaming prefetch depth (>= 1); slots = prefetch + 1 */
+    double link_gbps;      /* measured host→device bandwidth, GB/s (0: unknown) */
+    bool force_stream_all; /* testing/benchmarks: plan nothing resident */
+    bool no_replan;        /* keep this plan after the first pass (see below) */
 } sl_res_plan_opts;
 
 /* Choose the placement (residency/planner.h) from the units' bytes and costs in pass order (the
