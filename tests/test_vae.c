@@ -734,6 +734,36 @@ SL_TEST(vae_residency_paths_identical) {
     sl_wdir_free(wd);
 }
 
+/* The latent normalisation is applied once, before conv_in: other scale/shift pairs (SD3's) are a
+ * change of variables of the same decode. */
+SL_TEST(vae_latent_normalisation_opts) {
+    sl_err err = {0};
+    char path[512];
+    REQUIRE_OK(write_tiny("v.safetensors", NULL, NULL, path, sizeof path, &err), &err);
+    sl_wdir *wd = open_one(path, &err);
+    REQUIRE(wd);
+    sl_backend *be = cpu();
+    REQUIRE(be);
+    sl_fluxvae *mf = NULL, *ms = NULL;
+    sl_fluxvae_load_opts o = {.scale = 1.5305f, .shift = 0.0609f};
+    REQUIRE_OK(sl_fluxvae_load(wd, NULL, NULL, true, false, NULL, &mf, &err), &err);
+    REQUIRE_OK(sl_fluxvae_load(wd, NULL, NULL, true, false, &o, &ms, &err), &err);
+    CHECK(mf->cfg.scale == 0.3611f && mf->cfg.shift == 0.1159f && ms->cfg.scale == 1.5305f);
+    enum { h = 2, w = 2 };
+    float lat[16 * h * w], lat2[16 * h * w], a[3 * 64 * h * w], b[3 * 64 * h * w];
+    make_latent(lat, 16 * h * w, 21);
+    for (int i = 0; i < 16 * h * w; i++)
+        lat2[i] = (float)(0.3611 * ((double)lat[i] / 1.5305 + 0.0609 - 0.1159));
+    REQUIRE_OK(decode(ms, be, lat, h, w, a, NULL, 0, NULL, &err), &err);
+    REQUIRE_OK(decode(mf, be, lat2, h, w, b, NULL, 0, NULL, &err), &err);
+    double e = rel_l2(a, b, 3 * 64 * h * w);
+    CHECKF(e < 1e-5, "rel L2 %.3g", e);
+    sl_fluxvae_free(mf);
+    sl_fluxvae_free(ms);
+    sl_backend_destroy(be);
+    sl_wdir_free(wd);
+}
+
 /* diffusers' AutoencoderKL on the same synthetic file (tools/ref/flux_vae.py). */
 SL_TEST(vae_matches_diffusers_fixture) {
     char fx[512];

@@ -405,6 +405,7 @@ sl_status sl_fluxvae_load(const sl_wdir *wd, sl_res *dec_res, sl_res *enc_res, b
     sl_fluxvae *m = calloc(1, sizeof *m);
     if (!m) return sl_err_set(err, SL_ERR_OOM_HOST, "flux vae: out of host memory");
     sl_status st = detect(wd, &m->cfg, &m->layout, err);
+    if (o.scale > 0) m->cfg.scale = o.scale, m->cfg.shift = o.shift;
     if (st == SL_OK && (dec_res || want_dec)) st = load_half(wd, m, true, dec_res, &o, err);
     if (st == SL_OK && (enc_res || want_enc)) st = load_half(wd, m, false, enc_res, &o, err);
     if (st != SL_OK) {

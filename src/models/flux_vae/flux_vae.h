@@ -19,12 +19,17 @@
  * `mid.attn_1.q` stored as 1×1 convs [C, C, 1, 1], `nin_shortcut`, `norm_out`, …). Decoder level k
  * below is always diffusers' up_blocks.k (k = 0 is the lowest resolution).
  *
+ * Precision: activations use ctx->act (the official Z-Image code runs the VAE in f32; a pipeline
+ * that wants that on a bf16 backend sets ctx->act = SL_DTYPE_F32 for the VAE stage). Norms,
+ * softmax and the latent (de)normalisation are f32 in every case. The mid attention is one head
+ * of dim C (512 in the full model) over h·w positions (16384 at 1024²), via sl_op_attention.
+ *
  * Memory: each forward carves three equal "pool" buffers of the largest activation from the arena
  * and ping-pongs through them (no op runs in place), plus small extras; sl_fluxvae_*_arena_bytes
  * give the exact arena bytes by formula, equal to what a dry run on the measuring backend records.
  * When the arena cannot hold a whole decode, sl_fluxvae_decode_host decodes overlapping latent
  * tiles and blends them with linear ramps (GroupNorm statistics and attention become per-tile, so
- * the result is close to, not equal to, the untiled one). */
+ * the result is close to, not equal to, the untiled one). Only decoding is tiled. */
 #ifndef SL_MODELS_FLUX_VAE_FLUX_VAE_H
 #define SL_MODELS_FLUX_VAE_FLUX_VAE_H
 
@@ -109,6 +114,8 @@ typedef struct sl_fluxvae {
 typedef struct sl_fluxvae_load_opts {
     int64_t est_h, est_w;  /* image size assumed for per-unit cost estimates (<= 0: 1024) */
     double est_flops;      /* device FLOP/s assumed for cost estimates (<= 0: 1e14) */
+    float scale, shift;    /* latent normalisation; scale <= 0: FLUX.1's 0.3611 / 0.1159 (SD3's
+                              VAE has the same structure with 1.5305 / 0.0609) */
 } sl_fluxvae_load_opts;
 
 /* Detect the layout and the config from the tensors of `wd`, then declare units and register
