@@ -99,11 +99,13 @@ static double *deq(const sl_wdir *wd, const char *name) {
     }
     if (!e) return NULL;
     int64_t n = 1;
-    for (int i = 0; i < e->ndim; i++) n *= e->ne[i];
+    for (int i = 0; i < e->ndim; i++)
+        n *= e->ne[i];
     float *f = malloc((size_t)n * sizeof *f);
     double *d = malloc((size_t)n * sizeof *d);
     sl_dequant_row(e->dtype, e->data, f, n);
-    for (int64_t i = 0; i < n; i++) d[i] = f[i];
+    for (int64_t i = 0; i < n; i++)
+        d[i] = f[i];
     free(f);
     return d;
 }
@@ -116,9 +118,11 @@ static double *deqf(const sl_wdir *wd, const char *fmt, int l) {
 
 static void rmsnorm(double *y, const double *x, const double *w, int64_t D, double eps) {
     double s = 0;
-    for (int64_t i = 0; i < D; i++) s += x[i] * x[i];
+    for (int64_t i = 0; i < D; i++)
+        s += x[i] * x[i];
     double r = 1.0 / sqrt(s / (double)D + eps);
-    for (int64_t i = 0; i < D; i++) y[i] = x[i] * r * w[i];
+    for (int64_t i = 0; i < D; i++)
+        y[i] = x[i] * r * w[i];
 }
 
 /* y[M,N] = x[M,K] · w[N,K]ᵀ */
@@ -126,7 +130,8 @@ static void mm(double *y, const double *x, const double *w, int64_t M, int64_t N
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
             double s = 0;
-            for (int64_t k = 0; k < K; k++) s += x[i * K + k] * w[j * K + k];
+            for (int64_t k = 0; k < K; k++)
+                s += x[i * K + k] * w[j * K + k];
             y[i * N + j] = s;
         }
 }
@@ -141,7 +146,8 @@ static void ref_encode(const sl_wdir *wd, const sl_qwen3_cfg *c, int out_layer, 
     double *a = malloc(sizeof(double) * n * D), *g = malloc(sizeof(double) * n * I);
     double *u = malloc(sizeof(double) * n * I), *sc = malloc(sizeof(double) * n);
     double *emb = deq(wd, "model.embed_tokens.weight");
-    for (int t = 0; t < n; t++) memcpy(x + t * D, emb + (int64_t)ids[t] * D, sizeof(double) * D);
+    for (int t = 0; t < n; t++)
+        memcpy(x + t * D, emb + (int64_t)ids[t] * D, sizeof(double) * D);
     free(emb);
     for (int l = 0; l <= out_layer; l++) {
         double *n1 = deqf(wd, "model.layers.%d.input_layernorm.weight", l);
@@ -155,7 +161,8 @@ static void ref_encode(const sl_wdir *wd, const sl_qwen3_cfg *c, int out_layer, 
         double *wg = deqf(wd, "model.layers.%d.mlp.gate_proj.weight", l);
         double *wu = deqf(wd, "model.layers.%d.mlp.up_proj.weight", l);
         double *wd2 = deqf(wd, "model.layers.%d.mlp.down_proj.weight", l);
-        for (int t = 0; t < n; t++) rmsnorm(h + t * D, x + t * D, n1, D, c->rms_eps);
+        for (int t = 0; t < n; t++)
+            rmsnorm(h + t * D, x + t * D, n1, D, c->rms_eps);
         mm(q, h, wq, n, Q, D);
         mm(k, h, wk, n, KV, D);
         mm(v, h, wv, n, KV, D);
@@ -178,30 +185,38 @@ static void ref_encode(const sl_wdir *wd, const sl_qwen3_cfg *c, int out_layer, 
                 double mx = -1e300, sum = 0;
                 for (int s = 0; s <= t; s++) {
                     double d = 0;
-                    for (int64_t e = 0; e < Dh; e++) d += q[t * Q + hh * Dh + e] * k[s * KV + kh * Dh + e];
+                    for (int64_t e = 0; e < Dh; e++)
+                        d += q[t * Q + hh * Dh + e] * k[s * KV + kh * Dh + e];
                     sc[s] = d / sqrt((double)Dh);
                     if (sc[s] > mx) mx = sc[s];
                 }
-                for (int s = 0; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
+                for (int s = 0; s <= t; s++)
+                    sum += (sc[s] = exp(sc[s] - mx));
                 for (int64_t e = 0; e < Dh; e++) {
                     double acc = 0;
-                    for (int s = 0; s <= t; s++) acc += sc[s] * v[s * KV + kh * Dh + e];
+                    for (int s = 0; s <= t; s++)
+                        acc += sc[s] * v[s * KV + kh * Dh + e];
                     o[t * Q + hh * Dh + e] = acc / sum;
                 }
             }
         }
         mm(a, o, wo, n, D, Q);
-        for (int64_t i = 0; i < n * D; i++) x[i] += a[i];
-        for (int t = 0; t < n; t++) rmsnorm(h + t * D, x + t * D, n2, D, c->rms_eps);
+        for (int64_t i = 0; i < n * D; i++)
+            x[i] += a[i];
+        for (int t = 0; t < n; t++)
+            rmsnorm(h + t * D, x + t * D, n2, D, c->rms_eps);
         mm(g, h, wg, n, I, D);
         mm(u, h, wu, n, I, D);
-        for (int64_t i = 0; i < n * I; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
+        for (int64_t i = 0; i < n * I; i++)
+            g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
         mm(a, g, wd2, n, D, I);
-        for (int64_t i = 0; i < n * D; i++) x[i] += a[i];
+        for (int64_t i = 0; i < n * D; i++)
+            x[i] += a[i];
         free(n1), free(wq), free(wk), free(wv), free(wo), free(qn), free(kn), free(n2), free(wg),
             free(wu), free(wd2);
     }
-    for (int64_t i = 0; i < n * D; i++) out[i] = (float)x[i];
+    for (int64_t i = 0; i < n * D; i++)
+        out[i] = (float)x[i];
     free(x), free(h), free(q), free(k), free(v), free(o), free(a), free(g), free(u), free(sc);
 }
 
@@ -218,7 +233,8 @@ SL_TEST(qwen3_synth_lists) {
     int64_t total = 0;
     for (int i = 0; i < l.n; i++) {
         int64_t k = 1;
-        for (int d = 0; d < l.t[i].ndim; d++) k *= l.t[i].ne[d];
+        for (int d = 0; d < l.t[i].ndim; d++)
+            k *= l.t[i].ne[d];
         total += k;
     }
     CHECKF(total == 4022468096LL, "Qwen3-4B has 4,022,468,096 parameters, list has %lld",
@@ -227,26 +243,22 @@ SL_TEST(qwen3_synth_lists) {
     int found = 0;
     for (int i = 0; i < l.n; i++) {
         const sl_synth_tensor *t = &l.t[i];
-        if (!strcmp(t->name, "model.layers.35.mlp.down_proj.weight"))
-            {
-                found++;
-                CHECK(t->ndim == 2 && t->ne[0] == 2560 && t->ne[1] == 9728);
-            }
-        if (!strcmp(t->name, "model.layers.0.self_attn.q_proj.weight"))
-            {
-                found++;
-                CHECK(t->ne[0] == 4096 && t->ne[1] == 2560);
-            }
-        if (!strcmp(t->name, "model.layers.7.self_attn.k_norm.weight"))
-            {
-                found++;
-                CHECK(t->ndim == 1 && t->ne[0] == 128 && t->keep_float);
-            }
-        if (!strcmp(t->name, "model.embed_tokens.weight"))
-            {
-                found++;
-                CHECK(t->ne[0] == 151936 && t->ne[1] == 2560);
-            }
+        if (!strcmp(t->name, "model.layers.35.mlp.down_proj.weight")) {
+            found++;
+            CHECK(t->ndim == 2 && t->ne[0] == 2560 && t->ne[1] == 9728);
+        }
+        if (!strcmp(t->name, "model.layers.0.self_attn.q_proj.weight")) {
+            found++;
+            CHECK(t->ne[0] == 4096 && t->ne[1] == 2560);
+        }
+        if (!strcmp(t->name, "model.layers.7.self_attn.k_norm.weight")) {
+            found++;
+            CHECK(t->ndim == 1 && t->ne[0] == 128 && t->keep_float);
+        }
+        if (!strcmp(t->name, "model.embed_tokens.weight")) {
+            found++;
+            CHECK(t->ne[0] == 151936 && t->ne[1] == 2560);
+        }
         if (!strcmp(t->name, "model.norm.weight")) found++;
     }
     CHECK(found == 5);
@@ -319,7 +331,8 @@ SL_TEST(qwen3_forward_matches_naive_reference) {
     double e = rel_l2(got, want, N_IDS * D);
     CHECKF(e < 1e-4, "rel L2 vs naive f64 reference %.3g (want < 1e-4)", e);
     double rms = 0;
-    for (int64_t i = 0; i < N_IDS * D; i++) rms += (double)want[i] * want[i];
+    for (int64_t i = 0; i < N_IDS * D; i++)
+        rms += (double)want[i] * want[i];
     rms = sqrt(rms / (double)(N_IDS * D));
     CHECKF(rms > 0.5 && rms < 50, "output RMS %.3g is not well scaled", rms);
     free(got), free(want);
@@ -461,8 +474,8 @@ SL_TEST(qwen3_load_errors) {
     REQUIRE(wd);
     sl_err e2 = {0};
     CHECK(sl_qwen3_load(wd, NULL, NULL, &m, &e2) == SL_ERR_SHAPE && !m);
-    CHECKF(strstr(e2.msg, "model.layers.2.self_attn.v_proj.weight") && strstr(e2.msg, "[64, 256]") &&
-               strstr(e2.msg, "[128, 256]"),
+    CHECKF(strstr(e2.msg, "model.layers.2.self_attn.v_proj.weight") &&
+               strstr(e2.msg, "[64, 256]") && strstr(e2.msg, "[128, 256]"),
            "message: %s", e2.msg);
     /* a missing last layer is fine when the output layer is earlier */
     sl_wdir_free(wd);
@@ -515,8 +528,10 @@ static void gguf_name(const char *hf, char *out, size_t n) {
         {"mlp.down_proj.weight", "ffn_down.weight"},
     };
     int l, k = 0;
-    if (!strcmp(hf, "model.embed_tokens.weight")) snprintf(out, n, "token_embd.weight");
-    else if (!strcmp(hf, "model.norm.weight")) snprintf(out, n, "output_norm.weight");
+    if (!strcmp(hf, "model.embed_tokens.weight"))
+        snprintf(out, n, "token_embd.weight");
+    else if (!strcmp(hf, "model.norm.weight"))
+        snprintf(out, n, "output_norm.weight");
     else if (sscanf(hf, "model.layers.%d.%n", &l, &k) == 1 && k > 0) {
         for (size_t i = 0; i < SL_ARRAY_LEN(map); i++)
             if (!strcmp(hf + k, map[i][0])) {
@@ -524,11 +539,13 @@ static void gguf_name(const char *hf, char *out, size_t n) {
                 return;
             }
         snprintf(out, n, "%s", hf);
-    } else snprintf(out, n, "%s", hf);
+    } else
+        snprintf(out, n, "%s", hf);
 }
 
 /* Copy an HF-named file's tensors (same bytes) into a GGUF with llama.cpp names. */
-static sl_status write_gguf_copy(const sl_wdir *wd, const char *path, float freq_base, sl_err *err) {
+static sl_status write_gguf_copy(const sl_wdir *wd, const char *path, float freq_base,
+                                 sl_err *err) {
     sl_gguf_writer *w = NULL;
     sl_status st = sl_gguf_writer_open(&w, path, err);
     if (st != SL_OK) return st;
@@ -624,7 +641,8 @@ SL_TEST(qwen3_q8_0_gguf_matches_naive_reference) {
 SL_TEST(qwen3_matches_transformers_fixture) {
     char fx[512];
     snprintf(fx, sizeof fx, "%s/tests/fixtures/qwen3/qwen3_tiny_ref.safetensors", sl_test_root());
-    if (access(fx, R_OK) != 0) SKIP("fixture %s not generated yet (see tests/fixtures/qwen3/README.md)", fx);
+    if (access(fx, R_OK) != 0)
+        SKIP("fixture %s not generated yet (see tests/fixtures/qwen3/README.md)", fx);
     sl_err err = {0};
     sl_wdir *fw = open_one(fx, &err);
     REQUIRE(fw);
@@ -646,7 +664,8 @@ SL_TEST(qwen3_matches_transformers_fixture) {
     double sum = 0;
     for (int64_t r = 0; r < 8; r++) {
         sl_dequant_row(emb->dtype, (const char *)emb->data + r * emb->ne[1] * 2, row, emb->ne[1]);
-        for (int64_t i = 0; i < emb->ne[1]; i++) sum += row[i];
+        for (int64_t i = 0; i < emb->ne[1]; i++)
+            sum += row[i];
     }
     free(row);
     REQUIREF(fabs(sum - strtod(want_sum, NULL)) < 1e-3,

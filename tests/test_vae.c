@@ -150,11 +150,13 @@ static double *wget(const sl_wdir *wd, const char *fmt, ...) {
         abort();
     }
     int64_t n = 1;
-    for (int i = 0; i < e->ndim; i++) n *= e->ne[i];
+    for (int i = 0; i < e->ndim; i++)
+        n *= e->ne[i];
     float *f = malloc((size_t)n * 4);
     double *d = malloc((size_t)n * 8);
     sl_dequant_row(e->dtype, e->data, f, n);
-    for (int64_t i = 0; i < n; i++) d[i] = f[i];
+    for (int64_t i = 0; i < n; i++)
+        d[i] = f[i];
     free(f);
     return d;
 }
@@ -163,7 +165,8 @@ static double *wget(const sl_wdir *wd, const char *fmt, ...) {
 static img conv(const sl_wdir *wd, const char *base, const img *x, int64_t co, int k, int stride,
                 const int pad[4]) {
     double *w = wget(wd, "%s.weight", base), *b = wget(wd, "%s.bias", base);
-    int64_t Ho = (x->H + pad[0] + pad[1] - k) / stride + 1, Wo = (x->W + pad[2] + pad[3] - k) / stride + 1;
+    int64_t Ho = (x->H + pad[0] + pad[1] - k) / stride + 1,
+            Wo = (x->W + pad[2] + pad[3] - k) / stride + 1;
     img y = img_new(co, Ho, Wo);
     for (int64_t o = 0; o < co; o++)
         for (int64_t i = 0; i < Ho; i++)
@@ -176,7 +179,8 @@ static img conv(const sl_wdir *wd, const char *base, const img *x, int64_t co, i
                         for (int kx = 0; kx < k; kx++) {
                             int64_t xx = j * stride + kx - pad[2];
                             if (xx < 0 || xx >= x->W) continue;
-                            s += w[((o * x->C + c) * k + ky) * k + kx] * x->d[(c * x->H + yy) * x->W + xx];
+                            s += w[((o * x->C + c) * k + ky) * k + kx] *
+                                 x->d[(c * x->H + yy) * x->W + xx];
                         }
                     }
                 y.d[(o * Ho + i) * Wo + j] = s;
@@ -193,9 +197,11 @@ static img gnorm(const sl_wdir *wd, const char *base, const img *x, bool silu) {
     int64_t G = 32, cg = x->C / G, hw = x->H * x->W;
     for (int64_t g = 0; g < G; g++) {
         double m = 0, v = 0;
-        for (int64_t i = 0; i < cg * hw; i++) m += x->d[g * cg * hw + i];
+        for (int64_t i = 0; i < cg * hw; i++)
+            m += x->d[g * cg * hw + i];
         m /= (double)(cg * hw);
-        for (int64_t i = 0; i < cg * hw; i++) v += pow(x->d[g * cg * hw + i] - m, 2);
+        for (int64_t i = 0; i < cg * hw; i++)
+            v += pow(x->d[g * cg * hw + i] - m, 2);
         v /= (double)(cg * hw);
         for (int64_t c = g * cg; c < (g + 1) * cg; c++)
             for (int64_t i = 0; i < hw; i++) {
@@ -226,7 +232,8 @@ static void resnet(const sl_wdir *wd, const char *base, img *x, int64_t co) {
         snprintf(b, sizeof b, "%s.conv_shortcut", base);
         replace(x, conv(wd, b, x, co, 1, 1, P0));
     }
-    for (int64_t i = 0; i < co * x->H * x->W; i++) x->d[i] += h.d[i];
+    for (int64_t i = 0; i < co * x->H * x->W; i++)
+        x->d[i] += h.d[i];
     free(h.d);
 }
 
@@ -241,11 +248,13 @@ static void attention(const sl_wdir *wd, const char *base, img *x) {
     const char *nm[3] = {"to_q", "to_k", "to_v"};
     double *dst[3] = {q, k, v};
     for (int t = 0; t < 3; t++) {
-        double *w = wget(wd, "%s.%s.weight", base, nm[t]), *bb = wget(wd, "%s.%s.bias", base, nm[t]);
+        double *w = wget(wd, "%s.%s.weight", base, nm[t]),
+               *bb = wget(wd, "%s.%s.bias", base, nm[t]);
         for (int64_t s = 0; s < S; s++)
             for (int64_t j = 0; j < C; j++) {
                 double acc = bb[j];
-                for (int64_t c = 0; c < C; c++) acc += w[j * C + c] * n.d[c * S + s];
+                for (int64_t c = 0; c < C; c++)
+                    acc += w[j * C + c] * n.d[c * S + s];
                 dst[t][s * C + j] = acc;
             }
         free(w), free(bb);
@@ -254,14 +263,17 @@ static void attention(const sl_wdir *wd, const char *base, img *x) {
         double mx = -1e300, sum = 0;
         for (int64_t r = 0; r < S; r++) {
             double d = 0;
-            for (int64_t c = 0; c < C; c++) d += q[s * C + c] * k[r * C + c];
+            for (int64_t c = 0; c < C; c++)
+                d += q[s * C + c] * k[r * C + c];
             sc[r] = d / sqrt((double)C);
             if (sc[r] > mx) mx = sc[r];
         }
-        for (int64_t r = 0; r < S; r++) sum += (sc[r] = exp(sc[r] - mx));
+        for (int64_t r = 0; r < S; r++)
+            sum += (sc[r] = exp(sc[r] - mx));
         for (int64_t c = 0; c < C; c++) {
             double acc = 0;
-            for (int64_t r = 0; r < S; r++) acc += sc[r] * v[r * C + c];
+            for (int64_t r = 0; r < S; r++)
+                acc += sc[r] * v[r * C + c];
             o[s * C + c] = acc / sum;
         }
     }
@@ -269,7 +281,8 @@ static void attention(const sl_wdir *wd, const char *base, img *x) {
     for (int64_t s = 0; s < S; s++)
         for (int64_t j = 0; j < C; j++) {
             double acc = bb[j];
-            for (int64_t c = 0; c < C; c++) acc += w[j * C + c] * o[s * C + c];
+            for (int64_t c = 0; c < C; c++)
+                acc += w[j * C + c] * o[s * C + c];
             x->d[j * S + s] += acc;
         }
     free(w), free(bb), free(q), free(k), free(v), free(o), free(sc), free(n.d);
@@ -290,7 +303,8 @@ static const int64_t CH[4] = {32, 64, 128, 128};
 
 static void ref_decode(const sl_wdir *wd, const float *lat, int h, int w, float *out) {
     img x = img_new(16, h, w);
-    for (int64_t i = 0; i < 16 * h * w; i++) x.d[i] = (double)lat[i] / 0.3611 + 0.1159;
+    for (int64_t i = 0; i < 16 * h * w; i++)
+        x.d[i] = (double)lat[i] / 0.3611 + 0.1159;
     replace(&x, conv(wd, "decoder.conv_in", &x, CH[3], 3, 1, P1));
     mid(wd, "decoder", &x);
     char b[200];
@@ -312,13 +326,15 @@ static void ref_decode(const sl_wdir *wd, const float *lat, int h, int w, float 
     }
     replace(&x, gnorm(wd, "decoder.conv_norm_out", &x, true));
     replace(&x, conv(wd, "decoder.conv_out", &x, 3, 3, 1, P1));
-    for (int64_t i = 0; i < 3 * x.H * x.W; i++) out[i] = (float)x.d[i];
+    for (int64_t i = 0; i < 3 * x.H * x.W; i++)
+        out[i] = (float)x.d[i];
     free(x.d);
 }
 
 static void ref_encode(const sl_wdir *wd, const float *im, int H, int W, float *out) {
     img x = img_new(3, H, W);
-    for (int64_t i = 0; i < 3 * H * W; i++) x.d[i] = im[i];
+    for (int64_t i = 0; i < 3 * H * W; i++)
+        x.d[i] = im[i];
     replace(&x, conv(wd, "encoder.conv_in", &x, CH[0], 3, 1, P1));
     char b[200];
     for (int k = 0; k < 4; k++) {
@@ -335,7 +351,8 @@ static void ref_encode(const sl_wdir *wd, const float *im, int H, int W, float *
     mid(wd, "encoder", &x);
     replace(&x, gnorm(wd, "encoder.conv_norm_out", &x, true));
     replace(&x, conv(wd, "encoder.conv_out", &x, 32, 3, 1, P1));
-    for (int64_t i = 0; i < 16 * x.H * x.W; i++) out[i] = (float)((x.d[i] - 0.1159) * 0.3611);
+    for (int64_t i = 0; i < 16 * x.H * x.W; i++)
+        out[i] = (float)((x.d[i] - 0.1159) * 0.3611);
     free(x.d);
 }
 
@@ -347,13 +364,17 @@ static bool ldm_name(const char *in, char *out, size_t n, bool *to_conv) {
     *to_conv = false;
     if (sscanf(in, "decoder.up_blocks.%d.resnets.%d.%199s%n", &a, &b, rest, &len) == 3) {
         const char *r = strstr(rest, "conv_shortcut") ? "nin_shortcut" : NULL;
-        if (r) snprintf(out, n, "decoder.up.%d.block.%d.nin_shortcut%s", 3 - a, b, rest + 13);
-        else snprintf(out, n, "decoder.up.%d.block.%d.%s", 3 - a, b, rest);
+        if (r)
+            snprintf(out, n, "decoder.up.%d.block.%d.nin_shortcut%s", 3 - a, b, rest + 13);
+        else
+            snprintf(out, n, "decoder.up.%d.block.%d.%s", 3 - a, b, rest);
     } else if (sscanf(in, "decoder.up_blocks.%d.upsamplers.0.conv.%199s", &a, rest) == 2) {
         snprintf(out, n, "decoder.up.%d.upsample.conv.%s", 3 - a, rest);
     } else if (sscanf(in, "encoder.down_blocks.%d.resnets.%d.%199s", &a, &b, rest) == 3) {
-        if (strstr(rest, "conv_shortcut")) snprintf(out, n, "encoder.down.%d.block.%d.nin_shortcut%s", a, b, rest + 13);
-        else snprintf(out, n, "encoder.down.%d.block.%d.%s", a, b, rest);
+        if (strstr(rest, "conv_shortcut"))
+            snprintf(out, n, "encoder.down.%d.block.%d.nin_shortcut%s", a, b, rest + 13);
+        else
+            snprintf(out, n, "encoder.down.%d.block.%d.%s", a, b, rest);
     } else if (sscanf(in, "encoder.down_blocks.%d.downsamplers.0.conv.%199s", &a, rest) == 2) {
         snprintf(out, n, "encoder.down.%d.downsample.conv.%s", a, rest);
     } else if (strstr(in, ".mid_block.resnets.")) {
@@ -392,8 +413,11 @@ static sl_status write_ldm_copy(const sl_wdir *wd, const char *path, sl_err *err
         char name[200];
         bool to_conv;
         ldm_name(e->name, name, sizeof name, &to_conv);
-        if (to_conv) st = sl_st_writer_add(w, name, e->dtype, 4, (const int64_t[]){e->ne[0], e->ne[1], 1, 1}, err);
-        else st = sl_st_writer_add(w, name, e->dtype, e->ndim, e->ne, err);
+        if (to_conv)
+            st = sl_st_writer_add(w, name, e->dtype, 4, (const int64_t[]){e->ne[0], e->ne[1], 1, 1},
+                                  err);
+        else
+            st = sl_st_writer_add(w, name, e->dtype, e->ndim, e->ne, err);
     }
     if (st == SL_OK) st = sl_st_writer_begin_data(w, err);
     for (int i = 0; i < n && st == SL_OK; i++)
@@ -411,7 +435,8 @@ static int64_t list_params(const sl_synth_list *l) {
     int64_t total = 0;
     for (int i = 0; i < l->n; i++) {
         int64_t k = 1;
-        for (int d = 0; d < l->t[i].ndim; d++) k *= l->t[i].ne[d];
+        for (int d = 0; d < l->t[i].ndim; d++)
+            k *= l->t[i].ne[d];
         total += k;
     }
     return total;
@@ -433,7 +458,8 @@ SL_TEST(vae_synth_lists_both_layouts) {
     CHECKF(list_params(&off) == 83819683LL, "official has %lld", (long long)list_params(&off));
     CHECKF(list_params(&cf) == 83819683LL, "comfy has %lld", (long long)list_params(&cf));
     CHECK(off.n == cf.n);
-    const sl_synth_tensor *t = list_find(&off, "decoder.up_blocks.3.resnets.0.conv_shortcut.weight");
+    const sl_synth_tensor *t =
+        list_find(&off, "decoder.up_blocks.3.resnets.0.conv_shortcut.weight");
     CHECK(t && t->ndim == 4 && t->ne[0] == 128 && t->ne[1] == 256 && t->ne[2] == 1);
     t = list_find(&off, "decoder.up_blocks.2.resnets.0.conv_shortcut.weight");
     CHECK(t && t->ne[0] == 256 && t->ne[1] == 512);
@@ -577,7 +603,8 @@ SL_TEST(vae_load_errors) {
     /* not a VAE at all */
     snprintf(path, sizeof path, "%s/other.safetensors", sl_test_tmpdir());
     sl_synth_list l = {0};
-    sl_synth_list_add(&l, "model.embed_tokens.weight", 2, (const int64_t[]){4, 4}, SL_INIT_NORMAL, 0, 1, false);
+    sl_synth_list_add(&l, "model.embed_tokens.weight", 2, (const int64_t[]){4, 4}, SL_INIT_NORMAL,
+                      0, 1, false);
     sl_synth_opts o = {.dtype = SL_DTYPE_F32, .format = SL_SYNTH_SAFETENSORS, .seed = 1};
     REQUIRE_OK(sl_synth_write(&l, &o, path, &err), &err);
     sl_synth_list_free(&l);
@@ -617,17 +644,20 @@ SL_TEST(vae_tiled_close_to_untiled) {
     size_t cap12 = sl_fluxvae_decode_arena_bytes(&m->cfg, 12, 12, be->info.act_dtype);
     REQUIRE_OK(decode(m, be, lat, h, w, tiled, &tl, cap12, NULL, &err), &err);
     double e12 = rel_l2(tiled, full, n);
-    printf("    tiled vs untiled rel L2: tile 16/overlap 4 %.4f, tile 12/overlap 4 %.4f\n", e16, e12);
+    printf("    tiled vs untiled rel L2: tile 16/overlap 4 %.4f, tile 12/overlap 4 %.4f\n", e16,
+           e12);
     /* per-tile GroupNorm statistics and attention make tiles differ from the whole; with random
      * weights that is ~8% at 16 and ~16% at 12. A misplaced or mis-weighted tile gives O(1). */
     CHECKF(e16 < 0.15 && e12 < 0.3, "tiled vs untiled rel L2 %.3g (16), %.3g (12)", e16, e12);
     CHECKF(e16 < e12, "larger tiles should be closer to the untiled decode");
     CHECKF(e12 > 0, "tiled equals untiled exactly: tiling did not happen");
     /* whole fits: tile covers it */
-    REQUIRE_OK(sl_fluxvae_choose_tiling(&m->cfg, be->info.act_dtype, SIZE_MAX, h, w, &ch, &err), &err);
+    REQUIRE_OK(sl_fluxvae_choose_tiling(&m->cfg, be->info.act_dtype, SIZE_MAX, h, w, &ch, &err),
+               &err);
     CHECK(ch.tile == h && ch.overlap == 0);
     sl_err e2 = {0};
-    CHECK(sl_fluxvae_choose_tiling(&m->cfg, be->info.act_dtype, 1000, h, w, &ch, &e2) == SL_ERR_OOM_DEVICE);
+    CHECK(sl_fluxvae_choose_tiling(&m->cfg, be->info.act_dtype, 1000, h, w, &ch, &e2) ==
+          SL_ERR_OOM_DEVICE);
     free(lat), free(full), free(tiled);
     sl_fluxvae_free(m);
     sl_backend_destroy(be);
@@ -665,9 +695,11 @@ SL_TEST(vae_dry_run_peak_equals_formula_and_real) {
     make_latent(lat, 16 * h * w, 3);
     size_t real = 0;
     REQUIRE_OK(decode(m, be, lat, h, w, im, NULL, 0, &real, &err), &err);
-    CHECKF(real == sl_fluxvae_decode_arena_bytes(&m->cfg, h, w, SL_DTYPE_F32), "real decode peak %zu", real);
+    CHECKF(real == sl_fluxvae_decode_arena_bytes(&m->cfg, h, w, SL_DTYPE_F32),
+           "real decode peak %zu", real);
     REQUIRE_OK(encode(m, be, im, 8 * h, 8 * w, lat, &real, &err), &err);
-    CHECKF(real == sl_fluxvae_encode_arena_bytes(&m->cfg, 8 * h, 8 * w, SL_DTYPE_F32), "real encode peak %zu", real);
+    CHECKF(real == sl_fluxvae_encode_arena_bytes(&m->cfg, 8 * h, 8 * w, SL_DTYPE_F32),
+           "real encode peak %zu", real);
     /* full size at 1024x1024 by formula (sanity: a few GB in bf16, not tens) */
     sl_fluxvae_cfg full = sl_fluxvae_cfg_full();
     size_t big = sl_fluxvae_decode_arena_bytes(&full, 128, 128, SL_DTYPE_BF16);
@@ -711,8 +743,10 @@ SL_TEST(vae_residency_paths_identical) {
         sl_fluxvae *m = NULL;
         REQUIRE_OK(sl_fluxvae_load(wd, dr, er, true, true, NULL, &m, &err), &err);
         CHECK(sl_res_unit_count(dr) == 6 && sl_res_unit_count(er) == 6);
-        CHECK(!strcmp(sl_res_unit_name(dr, 1), "dec.mid") && !strcmp(sl_res_unit_name(dr, 5), "dec.up.3"));
-        CHECK(!strcmp(sl_res_unit_name(er, 1), "enc.down.0") && !strcmp(sl_res_unit_name(er, 5), "enc.mid"));
+        CHECK(!strcmp(sl_res_unit_name(dr, 1), "dec.mid") &&
+              !strcmp(sl_res_unit_name(dr, 5), "dec.up.3"));
+        CHECK(!strcmp(sl_res_unit_name(er, 1), "enc.down.0") &&
+              !strcmp(sl_res_unit_name(er, 5), "enc.mid"));
         sl_res_plan_opts po = {.budget = SIZE_MAX, .prefetch = 1, .force_stream_all = stream == 1};
         sl_res *rs[2] = {dr, er};
         for (int i = 0; i < 2; i++) {
@@ -767,8 +801,10 @@ SL_TEST(vae_latent_normalisation_opts) {
 /* diffusers' AutoencoderKL on the same synthetic file (tools/ref/flux_vae.py). */
 SL_TEST(vae_matches_diffusers_fixture) {
     char fx[512];
-    snprintf(fx, sizeof fx, "%s/tests/fixtures/flux_vae/flux_vae_tiny_ref.safetensors", sl_test_root());
-    if (access(fx, R_OK) != 0) SKIP("fixture %s not generated yet (see tests/fixtures/flux_vae/README.md)", fx);
+    snprintf(fx, sizeof fx, "%s/tests/fixtures/flux_vae/flux_vae_tiny_ref.safetensors",
+             sl_test_root());
+    if (access(fx, R_OK) != 0)
+        SKIP("fixture %s not generated yet (see tests/fixtures/flux_vae/README.md)", fx);
     sl_err err = {0};
     sl_wdir *fw = open_one(fx, &err);
     REQUIRE(fw);
@@ -788,7 +824,8 @@ SL_TEST(vae_matches_diffusers_fixture) {
     float *tmp = malloc(sizeof(float) * nci);
     sl_dequant_row(ci->dtype, ci->data, tmp, nci);
     double sum = 0;
-    for (int64_t i = 0; i < nci; i++) sum += tmp[i];
+    for (int64_t i = 0; i < nci; i++)
+        sum += tmp[i];
     free(tmp);
     REQUIREF(fabs(sum - strtod(want_sum, NULL)) < 1e-3,
              "synthetic VAE differs from the one the fixture was made from (conv_in_sum %.6f vs "

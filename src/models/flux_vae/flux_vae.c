@@ -11,8 +11,14 @@
 #include "models/synth.h"
 
 sl_fluxvae_cfg sl_fluxvae_cfg_full(void) {
-    return (sl_fluxvae_cfg){.in_ch = 3, .z_ch = 16, .n_levels = 4, .ch = {128, 256, 512, 512},
-                            .layers_per_block = 2, .groups = 32, .eps = 1e-6f, .scale = 0.3611f,
+    return (sl_fluxvae_cfg){.in_ch = 3,
+                            .z_ch = 16,
+                            .n_levels = 4,
+                            .ch = {128, 256, 512, 512},
+                            .layers_per_block = 2,
+                            .groups = 32,
+                            .eps = 1e-6f,
+                            .scale = 0.3611f,
                             .shift = 0.1159f};
 }
 
@@ -55,8 +61,10 @@ static void w_norm(walker *v, const char *base, int64_t c, sl_tensor *w, sl_tens
 }
 
 static void w_lin(walker *v, const char *base, int64_t c, sl_tensor *w, sl_tensor *b, int slot) {
-    if (v->ldm) emit(v, base, "weight", 4, (const int64_t[]){c, c, 1, 1}, T_LIN, w, slot);
-    else emit(v, base, "weight", 2, (const int64_t[]){c, c}, T_LIN, w, slot);
+    if (v->ldm)
+        emit(v, base, "weight", 4, (const int64_t[]){c, c, 1, 1}, T_LIN, w, slot);
+    else
+        emit(v, base, "weight", 2, (const int64_t[]){c, c}, T_LIN, w, slot);
     emit(v, base, "bias", 1, (const int64_t[]){c}, T_BIAS, b, slot);
 }
 
@@ -114,36 +122,48 @@ static void enc_level_ch(const sl_fluxvae_cfg *c, int i, int64_t *ci, int64_t *c
 }
 
 /* Walk every tensor of the decoder (dec) or encoder, filling hf's structure as it goes. */
-static void walk_half(const sl_fluxvae_cfg *c, bool ldm, bool dec, sl_fluxvae_half *hf,
-                      visit_fn fn, void *u) {
+static void walk_half(const sl_fluxvae_cfg *c, bool ldm, bool dec, sl_fluxvae_half *hf, visit_fn fn,
+                      void *u) {
     walker v = {fn, u, ldm};
     int n = c->n_levels;
     int64_t top = c->ch[n - 1];
     const char *p = dec ? "decoder" : "encoder";
     char b[160];
     snprintf(b, sizeof b, "%s.conv_in", p);
-    if (dec) w_conv(&v, b, top, c->z_ch, 3, &hf->conv_in_w, &hf->conv_in_b, 0);
-    else w_conv(&v, b, c->ch[0], c->in_ch, 3, &hf->conv_in_w, &hf->conv_in_b, 0);
+    if (dec)
+        w_conv(&v, b, top, c->z_ch, 3, &hf->conv_in_w, &hf->conv_in_b, 0);
+    else
+        w_conv(&v, b, c->ch[0], c->in_ch, 3, &hf->conv_in_w, &hf->conv_in_b, 0);
     if (dec) w_mid(&v, p, top, hf);
     for (int k = 0; k < n; k++) {
         sl_fluxvae_level *L = &hf->lv[k];
         int64_t ci, co;
-        if (dec) dec_level_ch(c, k, &ci, &co);
-        else enc_level_ch(c, k, &ci, &co);
+        if (dec)
+            dec_level_ch(c, k, &ci, &co);
+        else
+            enc_level_ch(c, k, &ci, &co);
         L->n_res = dec ? c->layers_per_block + 1 : c->layers_per_block;
         L->has_sample = k < n - 1;
         for (int r = 0; r < L->n_res; r++) {
-            if (dec && ldm) snprintf(b, sizeof b, "%s.up.%d.block.%d", p, n - 1 - k, r);
-            else if (dec) snprintf(b, sizeof b, "%s.up_blocks.%d.resnets.%d", p, k, r);
-            else if (ldm) snprintf(b, sizeof b, "%s.down.%d.block.%d", p, k, r);
-            else snprintf(b, sizeof b, "%s.down_blocks.%d.resnets.%d", p, k, r);
+            if (dec && ldm)
+                snprintf(b, sizeof b, "%s.up.%d.block.%d", p, n - 1 - k, r);
+            else if (dec)
+                snprintf(b, sizeof b, "%s.up_blocks.%d.resnets.%d", p, k, r);
+            else if (ldm)
+                snprintf(b, sizeof b, "%s.down.%d.block.%d", p, k, r);
+            else
+                snprintf(b, sizeof b, "%s.down_blocks.%d.resnets.%d", p, k, r);
             w_resnet(&v, b, r == 0 ? ci : co, co, &L->res[r], 2 + k);
         }
         if (L->has_sample) {
-            if (dec && ldm) snprintf(b, sizeof b, "%s.up.%d.upsample.conv", p, n - 1 - k);
-            else if (dec) snprintf(b, sizeof b, "%s.up_blocks.%d.upsamplers.0.conv", p, k);
-            else if (ldm) snprintf(b, sizeof b, "%s.down.%d.downsample.conv", p, k);
-            else snprintf(b, sizeof b, "%s.down_blocks.%d.downsamplers.0.conv", p, k);
+            if (dec && ldm)
+                snprintf(b, sizeof b, "%s.up.%d.upsample.conv", p, n - 1 - k);
+            else if (dec)
+                snprintf(b, sizeof b, "%s.up_blocks.%d.upsamplers.0.conv", p, k);
+            else if (ldm)
+                snprintf(b, sizeof b, "%s.down.%d.downsample.conv", p, k);
+            else
+                snprintf(b, sizeof b, "%s.down_blocks.%d.downsamplers.0.conv", p, k);
             w_conv(&v, b, co, co, 3, &L->sample_w, &L->sample_b, 2 + k);
         }
     }
@@ -151,8 +171,10 @@ static void walk_half(const sl_fluxvae_cfg *c, bool ldm, bool dec, sl_fluxvae_ha
     snprintf(b, sizeof b, "%s.%s", p, ldm ? "norm_out" : "conv_norm_out");
     w_norm(&v, b, dec ? c->ch[0] : top, &hf->norm_out_w, &hf->norm_out_b, 0);
     snprintf(b, sizeof b, "%s.conv_out", p);
-    if (dec) w_conv(&v, b, c->in_ch, c->ch[0], 3, &hf->conv_out_w, &hf->conv_out_b, 0);
-    else w_conv(&v, b, 2 * (int64_t)c->z_ch, top, 3, &hf->conv_out_w, &hf->conv_out_b, 0);
+    if (dec)
+        w_conv(&v, b, c->in_ch, c->ch[0], 3, &hf->conv_out_w, &hf->conv_out_b, 0);
+    else
+        w_conv(&v, b, 2 * (int64_t)c->z_ch, top, 3, &hf->conv_out_w, &hf->conv_out_b, 0);
 }
 
 /* ---- synthetic lists ---- */
@@ -168,27 +190,36 @@ static void synth_visit(void *u, const char *name, int nd, const int64_t *ne, tk
     case T_CONV:
     case T_LIN: {
         int64_t fan = 1;
-        for (int i = 1; i < nd; i++) fan *= ne[i];
+        for (int i = 1; i < nd; i++)
+            fan *= ne[i];
         sl_synth_list_add(l, name, nd, ne, SL_INIT_NORMAL, 0.0f, (float)(1.0 / sqrt((double)fan)),
                           true);
         break;
     }
-    case T_NORM: sl_synth_list_add(l, name, nd, ne, SL_INIT_NORMAL, 1.0f, 0.1f, true); break;
-    case T_BIAS: sl_synth_list_add(l, name, nd, ne, SL_INIT_NORMAL, 0.0f, 0.05f, true); break;
+    case T_NORM:
+        sl_synth_list_add(l, name, nd, ne, SL_INIT_NORMAL, 1.0f, 0.1f, true);
+        break;
+    case T_BIAS:
+        sl_synth_list_add(l, name, nd, ne, SL_INIT_NORMAL, 0.0f, 0.05f, true);
+        break;
     }
 }
 
 sl_status sl_fluxvae_synth_list(const char *size, const char *layout, sl_synth_list *out,
                                 sl_err *err) {
     sl_fluxvae_cfg c;
-    if (size && !strcmp(size, "tiny")) c = sl_fluxvae_cfg_tiny();
-    else if (size && !strcmp(size, "full")) c = sl_fluxvae_cfg_full();
+    if (size && !strcmp(size, "tiny"))
+        c = sl_fluxvae_cfg_tiny();
+    else if (size && !strcmp(size, "full"))
+        c = sl_fluxvae_cfg_full();
     else
         return sl_err_set(err, SL_ERR_INVALID_ARG, "flux vae: unknown size '%s' (use tiny or full)",
                           size ? size : "(null)");
     bool ldm;
-    if (!layout || !strcmp(layout, "official") || !strcmp(layout, "diffusers")) ldm = false;
-    else if (!strcmp(layout, "comfy") || !strcmp(layout, "ldm") || !strcmp(layout, "bfl")) ldm = true;
+    if (!layout || !strcmp(layout, "official") || !strcmp(layout, "diffusers"))
+        ldm = false;
+    else if (!strcmp(layout, "comfy") || !strcmp(layout, "ldm") || !strcmp(layout, "bfl"))
+        ldm = true;
     else
         return sl_err_set(err, SL_ERR_INVALID_ARG,
                           "flux vae: unknown layout '%s' (use official (diffusers names) or comfy "
@@ -206,7 +237,9 @@ sl_status sl_fluxvae_synth_list(const char *size, const char *layout, sl_synth_l
 
 /* ---- loading ---- */
 
-static int plain_float(sl_dtype d) { return sl_dtype_get(d)->is_float && !sl_dtype_get(d)->is_quant; }
+static int plain_float(sl_dtype d) {
+    return sl_dtype_get(d)->is_float && !sl_dtype_get(d)->is_quant;
+}
 
 static const char *shape_str(int nd, const int64_t *ne, char *buf, size_t n) {
     size_t o = (size_t)snprintf(buf, n, "[");
@@ -238,7 +271,8 @@ static void bind_visit(void *u, const char *name, int nd, const int64_t *ne, tki
         return;
     }
     int ok = e->ndim == nd;
-    for (int i = 0; ok && i < nd; i++) ok = e->ne[i] == ne[i];
+    for (int i = 0; ok && i < nd; i++)
+        ok = e->ne[i] == ne[i];
     if (!ok) {
         char x[96], y[96];
         b->st = sl_err_set(b->err, SL_ERR_SHAPE,
@@ -254,8 +288,10 @@ static void bind_visit(void *u, const char *name, int nd, const int64_t *ne, tki
                            e->name, sl_wdir_file_path(b->wd, e->file), sl_dtype_name(e->dtype));
         return;
     }
-    if (b->res) sl_res_add_tensor(b->res, b->units[slot], e, 0, 0, dst);
-    else *dst = sl_wentry_tensor(e);
+    if (b->res)
+        sl_res_add_tensor(b->res, b->units[slot], e, 0, 0, dst);
+    else
+        *dst = sl_wentry_tensor(e);
     dst->name = e->name;
 }
 
@@ -282,8 +318,10 @@ static sl_status detect(const sl_wdir *wd, sl_fluxvae_cfg *c, sl_fluxvae_layout 
     *lay = ldm ? SL_FLUXVAE_LDM : SL_FLUXVAE_DIFFUSERS;
     *c = sl_fluxvae_cfg_full();
     bool dec = sl_wdir_find(wd, "decoder.conv_in.weight") != NULL;
-    const sl_wentry *cin = sl_wdir_find(wd, dec ? "decoder.conv_in.weight" : "encoder.conv_in.weight");
-    const sl_wentry *cout = sl_wdir_find(wd, dec ? "decoder.conv_out.weight" : "encoder.conv_out.weight");
+    const sl_wentry *cin =
+        sl_wdir_find(wd, dec ? "decoder.conv_in.weight" : "encoder.conv_in.weight");
+    const sl_wentry *cout =
+        sl_wdir_find(wd, dec ? "decoder.conv_out.weight" : "encoder.conv_out.weight");
     if (!cin || !cout || cin->ndim != 4 || cout->ndim != 4)
         return sl_err_set(err, SL_ERR_NOT_FOUND, "flux vae: %s.conv_in/conv_out missing or not 4-D",
                           dec ? "decoder" : "encoder");
@@ -292,10 +330,12 @@ static sl_status detect(const sl_wdir *wd, sl_fluxvae_cfg *c, sl_fluxvae_layout 
                            : (ldm ? "encoder.down.%d.block.%d.conv1.weight"
                                   : "encoder.down_blocks.%d.resnets.%d.conv1.weight");
     int n = 0;
-    while (n <= SL_FLUXVAE_MAX_LEVELS && findf(wd, res0, n, 0)) n++;
+    while (n <= SL_FLUXVAE_MAX_LEVELS && findf(wd, res0, n, 0))
+        n++;
     if (n < 1 || n > SL_FLUXVAE_MAX_LEVELS)
-        return sl_err_set(err, SL_ERR_UNSUPPORTED, "flux vae: %d resolution levels (supported 1..%d)",
-                          n, SL_FLUXVAE_MAX_LEVELS);
+        return sl_err_set(err, SL_ERR_UNSUPPORTED,
+                          "flux vae: %d resolution levels (supported 1..%d)", n,
+                          SL_FLUXVAE_MAX_LEVELS);
     c->n_levels = n;
     for (int k = 0; k < n; k++) {
         /* LDM decoder levels are numbered from the full-resolution end, like the encoder */
@@ -306,11 +346,13 @@ static sl_status detect(const sl_wdir *wd, sl_fluxvae_cfg *c, sl_fluxvae_layout 
         c->ch[k] = e->ne[0];
     }
     int nres = 0;
-    while (nres <= SL_FLUXVAE_MAX_RES && findf(wd, res0, 0, nres)) nres++;
+    while (nres <= SL_FLUXVAE_MAX_RES && findf(wd, res0, 0, nres))
+        nres++;
     c->layers_per_block = dec ? nres - 1 : nres;
     if (c->layers_per_block < 1 || nres > SL_FLUXVAE_MAX_RES)
-        return sl_err_set(err, SL_ERR_UNSUPPORTED, "flux vae: %d resnets per level (supported up to %d)",
-                          nres, SL_FLUXVAE_MAX_RES);
+        return sl_err_set(err, SL_ERR_UNSUPPORTED,
+                          "flux vae: %d resnets per level (supported up to %d)", nres,
+                          SL_FLUXVAE_MAX_RES);
     if (dec) {
         c->z_ch = (int)cin->ne[1];
         c->in_ch = (int)cout->ne[0];
@@ -321,8 +363,8 @@ static sl_status detect(const sl_wdir *wd, sl_fluxvae_cfg *c, sl_fluxvae_layout 
     for (int k = 0; k < n; k++)
         if (c->ch[k] <= 0 || c->ch[k] % c->groups)
             return sl_err_set(err, SL_ERR_UNSUPPORTED,
-                              "flux vae: level %d has %lld channels, not a multiple of %d groups", k,
-                              (long long)c->ch[k], c->groups);
+                              "flux vae: level %d has %lld channels, not a multiple of %d groups",
+                              k, (long long)c->ch[k], c->groups);
     return SL_OK;
 }
 
@@ -331,9 +373,11 @@ static void unit_flops(const sl_fluxvae_cfg *c, bool dec, int64_t H, int64_t W, 
     int n = c->n_levels;
     int64_t top = c->ch[n - 1], f8 = (int64_t)1 << (n - 1);
     double hw_lat = (double)(H / f8) * (double)(W / f8);
-    for (int i = 0; i < 2 + n; i++) f[i] = 0;
+    for (int i = 0; i < 2 + n; i++)
+        f[i] = 0;
 #define CONV(co, ci, k, px) (2.0 * (double)(co) * (double)(ci) * (k) * (k) * (double)(px))
-    double mid = 4 * CONV(top, top, 3, hw_lat) + 8.0 * hw_lat * top * top + 4.0 * hw_lat * hw_lat * top;
+    double mid =
+        4 * CONV(top, top, 3, hw_lat) + 8.0 * hw_lat * top * top + 4.0 * hw_lat * hw_lat * top;
     f[1] = mid;
     if (dec) {
         f[0] = CONV(top, c->z_ch, 3, hw_lat) + CONV(c->in_ch, c->ch[0], 3, (double)H * W);
@@ -383,19 +427,23 @@ static sl_status load_half(const sl_wdir *wd, sl_fluxvae *m, bool dec, sl_res *r
         int64_t H = o->est_h > 0 ? o->est_h : 1024, W = o->est_w > 0 ? o->est_w : 1024;
         unit_flops(c, dec, H, W, fl);
         double rate = o->est_flops > 0 ? o->est_flops : 1e14;
-        for (int i = 0; i < 2 + c->n_levels; i++) sl_res_set_unit_cost(res, b.units[i], fl[i] / rate);
+        for (int i = 0; i < 2 + c->n_levels; i++)
+            sl_res_set_unit_cost(res, b.units[i], fl[i] / rate);
     }
     walk_half(c, b.ldm, dec, hf, bind_visit, &b);
     if (b.st != SL_OK) return b.st;
     hf->unit_globals = b.units[0];
     hf->unit_mid = b.units[1];
-    for (int k = 0; k < c->n_levels; k++) hf->lv[k].unit = b.units[2 + k];
+    for (int k = 0; k < c->n_levels; k++)
+        hf->lv[k].unit = b.units[2 + k];
     hf->res = res;
     hf->present = true;
     return SL_OK;
 }
 
-void sl_fluxvae_free(sl_fluxvae *m) { free(m); }
+void sl_fluxvae_free(sl_fluxvae *m) {
+    free(m);
+}
 
 sl_status sl_fluxvae_load(const sl_wdir *wd, sl_res *dec_res, sl_res *enc_res, bool want_dec,
                           bool want_enc, const sl_fluxvae_load_opts *opts, sl_fluxvae **out,
@@ -450,9 +498,10 @@ static void pool_init(sl_ctx *ctx, pool *p, int64_t cap) {
 }
 
 static act pget(pool *p, int64_t c, int64_t h, int64_t w) {
-    SL_ASSERTF(c * h * w <= p->cap, "flux vae: activation [%lld, %lld, %lld] exceeds the pool "
-               "buffer (%lld elements): the size formula is wrong", (long long)c, (long long)h,
-               (long long)w, (long long)p->cap);
+    SL_ASSERTF(c * h * w <= p->cap,
+               "flux vae: activation [%lld, %lld, %lld] exceeds the pool "
+               "buffer (%lld elements): the size formula is wrong",
+               (long long)c, (long long)h, (long long)w, (long long)p->cap);
     for (int i = 0; i < NPOOL; i++) {
         if (p->used[i]) continue;
         p->used[i] = true;
@@ -601,14 +650,14 @@ static size_t enc_arena(const sl_fluxvae_cfg *c, int64_t H, int64_t W, sl_dtype 
 
 size_t sl_fluxvae_decode_arena_bytes(const sl_fluxvae_cfg *c, int64_t h, int64_t w, sl_dtype act) {
     int64_t f8 = (int64_t)1 << (c->n_levels - 1);
-    return abytes(c->z_ch * h * w, SL_DTYPE_F32) + abytes(c->in_ch * h * f8 * w * f8, SL_DTYPE_F32) +
-           dec_arena(c, h, w, act);
+    return abytes(c->z_ch * h * w, SL_DTYPE_F32) +
+           abytes(c->in_ch * h * f8 * w * f8, SL_DTYPE_F32) + dec_arena(c, h, w, act);
 }
 
 size_t sl_fluxvae_encode_arena_bytes(const sl_fluxvae_cfg *c, int64_t H, int64_t W, sl_dtype act) {
     int64_t f8 = (int64_t)1 << (c->n_levels - 1);
-    return abytes(c->in_ch * H * W, SL_DTYPE_F32) + abytes(c->z_ch * (H / f8) * (W / f8), SL_DTYPE_F32) +
-           enc_arena(c, H, W, act);
+    return abytes(c->in_ch * H * W, SL_DTYPE_F32) +
+           abytes(c->z_ch * (H / f8) * (W / f8), SL_DTYPE_F32) + enc_arena(c, H, W, act);
 }
 
 sl_status sl_fluxvae_decode(sl_fluxvae *m, sl_ctx *ctx, const sl_tensor *latent, sl_tensor *image,
@@ -623,8 +672,8 @@ sl_status sl_fluxvae_decode(sl_fluxvae *m, sl_ctx *ctx, const sl_tensor *latent,
     int64_t h = latent->ne[1], w = latent->ne[2];
     SL_ASSERTF(image->dtype == SL_DTYPE_F32 && image->ndim == 3 && image->ne[0] == c->in_ch &&
                    image->ne[1] == h * f8 && image->ne[2] == w * f8,
-               "flux vae decode: image must be f32 [%d, %lld, %lld]", c->in_ch,
-               (long long)(h * f8), (long long)(w * f8));
+               "flux vae decode: image must be f32 [%d, %lld, %lld]", c->in_ch, (long long)(h * f8),
+               (long long)(w * f8));
     if (sl_ctx_status(ctx) != SL_OK) return sl_ctx_take_error(ctx, err);
 
     sl_res *res = ctx->base ? hf->res : NULL; /* dry runs: shapes only */
@@ -654,7 +703,8 @@ sl_status sl_fluxvae_decode(sl_fluxvae *m, sl_ctx *ctx, const sl_tensor *latent,
     for (int k = 0; k < c->n_levels; k++) {
         const sl_fluxvae_level *L = &hf->lv[k];
         sl_res_acquire(res, L->unit, ctx);
-        for (int r = 0; r < L->n_res; r++) resnet_fwd(&f, &L->res[r], &x);
+        for (int r = 0; r < L->n_res; r++)
+            resnet_fwd(&f, &L->res[r], &x);
         if (L->has_sample) {
             int64_t C = x.t.ne[0], H = x.t.ne[1] * 2, W = x.t.ne[2] * 2;
             act u = pget(&f.p, C, H, W);
@@ -695,10 +745,11 @@ sl_status sl_fluxvae_encode(sl_fluxvae *m, sl_ctx *ctx, const sl_tensor *image, 
                "flux vae encode: image must be f32 [%d, H, W]", c->in_ch);
     int64_t H = image->ne[1], W = image->ne[2];
     if (H % f8 || W % f8 || H <= 0 || W <= 0)
-        return sl_err_set(err, SL_ERR_INVALID_ARG,
-                          "flux vae: image size %lldx%lld is not a multiple of %lld (resize or crop "
-                          "the input image)",
-                          (long long)W, (long long)H, (long long)f8);
+        return sl_err_set(
+            err, SL_ERR_INVALID_ARG,
+            "flux vae: image size %lldx%lld is not a multiple of %lld (resize or crop "
+            "the input image)",
+            (long long)W, (long long)H, (long long)f8);
     int64_t h = H / f8, w = W / f8;
     SL_ASSERTF(latent->dtype == SL_DTYPE_F32 && latent->ndim == 3 && latent->ne[0] == c->z_ch &&
                    latent->ne[1] == h && latent->ne[2] == w,
@@ -724,7 +775,8 @@ sl_status sl_fluxvae_encode(sl_fluxvae *m, sl_ctx *ctx, const sl_tensor *image, 
     for (int k = 0; k < c->n_levels; k++) {
         const sl_fluxvae_level *L = &hf->lv[k];
         sl_res_acquire(res, L->unit, ctx);
-        for (int r = 0; r < L->n_res; r++) resnet_fwd(&f, &L->res[r], &x);
+        for (int r = 0; r < L->n_res; r++)
+            resnet_fwd(&f, &L->res[r], &x);
         if (L->has_sample) {
             /* diffusers Downsample2D(padding=0): pad right and bottom by one, 3×3 stride 2 */
             static const int PADRB[4] = {0, 1, 0, 1};
@@ -763,7 +815,9 @@ sl_status sl_fluxvae_encode(sl_fluxvae *m, sl_ctx *ctx, const sl_tensor *image, 
 
 /* ---- host-level passes and tiling ---- */
 
-static size_t ctx_free(const sl_ctx *ctx) { return ctx->base ? ctx->cap - ctx->off : SIZE_MAX; }
+static size_t ctx_free(const sl_ctx *ctx) {
+    return ctx->base ? ctx->cap - ctx->off : SIZE_MAX;
+}
 
 sl_status sl_fluxvae_choose_tiling(const sl_fluxvae_cfg *c, sl_dtype act, size_t budget, int h,
                                    int w, sl_fluxvae_tiling *out, sl_err *err) {
@@ -794,7 +848,8 @@ static int tile_starts(int n, int t, int o, int *starts) {
         return 1;
     }
     int s = t - o, k = 1 + (n - t + s - 1) / s;
-    for (int i = 0; i < k; i++) starts[i] = SL_MIN(i * s, n - t);
+    for (int i = 0; i < k; i++)
+        starts[i] = SL_MIN(i * s, n - t);
     return k;
 }
 
@@ -807,8 +862,8 @@ static float ramp(int i, int n, int lo, int hi) {
     return wgt;
 }
 
-static sl_status decode_whole(sl_fluxvae *m, sl_ctx *ctx, const float *latent, int64_t h,
-                              int64_t w, float *image, sl_err *err) {
+static sl_status decode_whole(sl_fluxvae *m, sl_ctx *ctx, const float *latent, int64_t h, int64_t w,
+                              float *image, sl_err *err) {
     const sl_fluxvae_cfg *c = &m->cfg;
     int64_t f8 = (int64_t)1 << (c->n_levels - 1);
     size_t mark = sl_ctx_mark(ctx);
@@ -886,7 +941,8 @@ sl_status sl_fluxvae_decode_host(sl_fluxvae *m, sl_ctx *ctx, const float *latent
     }
     if (st == SL_OK)
         for (int64_t ch = 0; ch < C; ch++)
-            for (int64_t i = 0; i < H * W; i++) image[ch * H * W + i] /= wsum[i];
+            for (int64_t i = 0; i < H * W; i++)
+                image[ch * H * W + i] /= wsum[i];
 done:
     free(ys);
     free(tlat);

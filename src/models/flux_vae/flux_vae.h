@@ -41,17 +41,17 @@
 #include "residency/residency.h"
 
 #define SL_FLUXVAE_MAX_LEVELS 6
-#define SL_FLUXVAE_MAX_RES 4 /* resnets per level */
+#define SL_FLUXVAE_MAX_RES    4 /* resnets per level */
 
 typedef struct sl_fluxvae_cfg {
-    int in_ch;            /* image channels (3) */
-    int z_ch;             /* latent channels Z (16) */
-    int n_levels;         /* len(block_out_channels) (4) */
+    int in_ch;                         /* image channels (3) */
+    int z_ch;                          /* latent channels Z (16) */
+    int n_levels;                      /* len(block_out_channels) (4) */
     int64_t ch[SL_FLUXVAE_MAX_LEVELS]; /* block_out_channels ([128, 256, 512, 512]) */
-    int layers_per_block; /* 2: encoder levels have 2 resnets, decoder levels 3 */
-    int groups;           /* GroupNorm groups (32) */
-    float eps;            /* GroupNorm eps (1e-6) */
-    float scale, shift;   /* latent normalisation (0.3611, 0.1159) */
+    int layers_per_block;              /* 2: encoder levels have 2 resnets, decoder levels 3 */
+    int groups;                        /* GroupNorm groups (32) */
+    float eps;                         /* GroupNorm eps (1e-6) */
+    float scale, shift;                /* latent normalisation (0.3611, 0.1159) */
 } sl_fluxvae_cfg;
 
 /* The FLUX.1 VAE, and the tiny test config: block_out_channels [32, 64, 128, 128] (every channel
@@ -77,7 +77,7 @@ typedef struct sl_fluxvae_resnet {
 } sl_fluxvae_resnet;
 
 typedef struct sl_fluxvae_attn {
-    sl_tensor norm_w, norm_b;   /* (C) */
+    sl_tensor norm_w, norm_b;     /* (C) */
     sl_tensor q_w, k_w, v_w, o_w; /* (C, C), or (C, C, 1, 1) in the LDM layout: used as (C, C) */
     sl_tensor q_b, k_b, v_b, o_b; /* (C) */
 } sl_fluxvae_attn;
@@ -85,9 +85,9 @@ typedef struct sl_fluxvae_attn {
 typedef struct sl_fluxvae_level {
     int n_res;
     sl_fluxvae_resnet res[SL_FLUXVAE_MAX_RES];
-    bool has_sample;            /* upsampler (decoder) or downsampler (encoder) */
-    sl_tensor sample_w;         /* (C, C, 3, 3) */
-    sl_tensor sample_b;         /* (C) */
+    bool has_sample;    /* upsampler (decoder) or downsampler (encoder) */
+    sl_tensor sample_w; /* (C, C, 3, 3) */
+    sl_tensor sample_b; /* (C) */
     int unit;
 } sl_fluxvae_level;
 
@@ -95,14 +95,14 @@ typedef struct sl_fluxvae_level {
  * down_blocks 0 … n−1. */
 typedef struct sl_fluxvae_half {
     bool present;
-    sl_tensor conv_in_w, conv_in_b;   /* dec (C_top, Z, 3, 3); enc (ch0, 3, 3, 3) */
+    sl_tensor conv_in_w, conv_in_b; /* dec (C_top, Z, 3, 3); enc (ch0, 3, 3, 3) */
     sl_fluxvae_resnet mid_res[2];
     sl_fluxvae_attn mid_attn;
     sl_tensor norm_out_w, norm_out_b; /* dec (ch0); enc (C_top) */
     sl_tensor conv_out_w, conv_out_b; /* dec (3, ch0, 3, 3); enc (2Z, C_top, 3, 3) */
     sl_fluxvae_level lv[SL_FLUXVAE_MAX_LEVELS];
     int unit_globals, unit_mid;
-    sl_res *res;                      /* borrowed; NULL: shapes only / mapped bytes */
+    sl_res *res; /* borrowed; NULL: shapes only / mapped bytes */
 } sl_fluxvae_half;
 
 typedef struct sl_fluxvae {
@@ -112,10 +112,10 @@ typedef struct sl_fluxvae {
 } sl_fluxvae;
 
 typedef struct sl_fluxvae_load_opts {
-    int64_t est_h, est_w;  /* image size assumed for per-unit cost estimates (<= 0: 1024) */
-    double est_flops;      /* device FLOP/s assumed for cost estimates (<= 0: 1e14) */
-    float scale, shift;    /* latent normalisation; scale <= 0: FLUX.1's 0.3611 / 0.1159 (SD3's
-                              VAE has the same structure with 1.5305 / 0.0609) */
+    int64_t est_h, est_w; /* image size assumed for per-unit cost estimates (<= 0: 1024) */
+    double est_flops;     /* device FLOP/s assumed for cost estimates (<= 0: 1e14) */
+    float scale, shift;   /* latent normalisation; scale <= 0: FLUX.1's 0.3611 / 0.1159 (SD3's
+                             VAE has the same structure with 1.5305 / 0.0609) */
 } sl_fluxvae_load_opts;
 
 /* Detect the layout and the config from the tensors of `wd`, then declare units and register
@@ -164,7 +164,7 @@ size_t sl_fluxvae_encode_arena_bytes(const sl_fluxvae_cfg *cfg, int64_t H, int64
  * (>= 8, at most max(h, w)) whose decode fits, overlap = tile / 4 (at least 2). Returns
  * SL_ERR_OOM_DEVICE naming the bytes when even the smallest tile does not fit. A latent that fits
  * whole gives tile = max(h, w), overlap 0. */
-sl_status sl_fluxvae_choose_tiling(const sl_fluxvae_cfg *cfg, sl_dtype act, size_t budget,
-                                   int h, int w, sl_fluxvae_tiling *out, sl_err *err);
+sl_status sl_fluxvae_choose_tiling(const sl_fluxvae_cfg *cfg, sl_dtype act, size_t budget, int h,
+                                   int w, sl_fluxvae_tiling *out, sl_err *err);
 
 #endif

@@ -12,14 +12,26 @@
 #include "models/synth.h"
 
 sl_qwen3_cfg sl_qwen3_cfg_full(void) {
-    return (sl_qwen3_cfg){.vocab = 151936, .hidden = 2560, .n_layers = 36, .n_heads = 32,
-                          .n_kv_heads = 8, .head_dim = 128, .ffn = 9728, .rms_eps = 1e-6f,
+    return (sl_qwen3_cfg){.vocab = 151936,
+                          .hidden = 2560,
+                          .n_layers = 36,
+                          .n_heads = 32,
+                          .n_kv_heads = 8,
+                          .head_dim = 128,
+                          .ffn = 9728,
+                          .rms_eps = 1e-6f,
                           .rope_theta = 1e6f};
 }
 
 sl_qwen3_cfg sl_qwen3_cfg_tiny(void) {
-    return (sl_qwen3_cfg){.vocab = 4096, .hidden = 256, .n_layers = 4, .n_heads = 4,
-                          .n_kv_heads = 2, .head_dim = 64, .ffn = 768, .rms_eps = 1e-6f,
+    return (sl_qwen3_cfg){.vocab = 4096,
+                          .hidden = 256,
+                          .n_layers = 4,
+                          .n_heads = 4,
+                          .n_kv_heads = 2,
+                          .head_dim = 64,
+                          .ffn = 768,
+                          .rms_eps = 1e-6f,
                           .rope_theta = 1e6f};
 }
 
@@ -55,21 +67,35 @@ typedef struct naming {
     const char *embed, *norm, *layer_fmt;
     bool gguf;
 } naming;
-static const naming NAMES_HF = {"model.embed_tokens.weight", "model.norm.weight", "model.layers.%d.%s",
-                                false};
+static const naming NAMES_HF = {"model.embed_tokens.weight", "model.norm.weight",
+                                "model.layers.%d.%s", false};
 static const naming NAMES_GGUF = {"token_embd.weight", "output_norm.weight", "blk.%d.%s", true};
 
 /* Expected shape of a layer tensor; returns ndim. */
 static int layer_shape(const sl_qwen3_cfg *c, layer_kind k, int64_t ne[2]) {
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
     switch (k) {
-    case K_NORM_D: ne[0] = c->hidden; return 1;
-    case K_NORM_DH: ne[0] = c->head_dim; return 1;
-    case K_Q: ne[0] = q, ne[1] = c->hidden; return 2;
-    case K_KV: ne[0] = kv, ne[1] = c->hidden; return 2;
-    case K_O: ne[0] = c->hidden, ne[1] = q; return 2;
-    case K_UP: ne[0] = c->ffn, ne[1] = c->hidden; return 2;
-    case K_DOWN: ne[0] = c->hidden, ne[1] = c->ffn; return 2;
+    case K_NORM_D:
+        ne[0] = c->hidden;
+        return 1;
+    case K_NORM_DH:
+        ne[0] = c->head_dim;
+        return 1;
+    case K_Q:
+        ne[0] = q, ne[1] = c->hidden;
+        return 2;
+    case K_KV:
+        ne[0] = kv, ne[1] = c->hidden;
+        return 2;
+    case K_O:
+        ne[0] = c->hidden, ne[1] = q;
+        return 2;
+    case K_UP:
+        ne[0] = c->ffn, ne[1] = c->hidden;
+        return 2;
+    case K_DOWN:
+        ne[0] = c->hidden, ne[1] = c->ffn;
+        return 2;
     }
     SL_ASSERT(0);
     return 0;
@@ -95,16 +121,18 @@ sl_status sl_qwen3_synth_list(const char *size, const char *layout, sl_synth_lis
                           "names))",
                           layout);
     sl_qwen3_cfg c;
-    if (size && !strcmp(size, "tiny")) c = sl_qwen3_cfg_tiny();
-    else if (size && !strcmp(size, "full")) c = sl_qwen3_cfg_full();
+    if (size && !strcmp(size, "tiny"))
+        c = sl_qwen3_cfg_tiny();
+    else if (size && !strcmp(size, "full"))
+        c = sl_qwen3_cfg_full();
     else
         return sl_err_set(err, SL_ERR_INVALID_ARG, "qwen3: unknown size '%s' (use tiny or full)",
                           size ? size : "(null)");
     snprintf(out->arch, sizeof out->arch, "qwen3");
     /* Embedding N(0,1); linears N(0, 1/fan_in) so every projection of a unit-RMS input has unit
      * scale; norm weights around 1 (not exactly 1, so a norm whose weight is ignored shows). */
-    sl_synth_list_add(out, nm->embed, 2, (const int64_t[]){c.vocab, c.hidden}, SL_INIT_NORMAL,
-                      0.0f, 1.0f, false);
+    sl_synth_list_add(out, nm->embed, 2, (const int64_t[]){c.vocab, c.hidden}, SL_INIT_NORMAL, 0.0f,
+                      1.0f, false);
     char name[160];
     for (int l = 0; l < c.n_layers; l++) {
         for (size_t i = 0; i < SL_ARRAY_LEN(LAYER_TENSORS); i++) {
@@ -148,7 +176,8 @@ static sl_status bind(const sl_wdir *wd, sl_res *res, int unit, const char *name
                           "download or a different model?)",
                           name);
     int ok = e->ndim == nd;
-    for (int i = 0; ok && i < nd; i++) ok = e->ne[i] == ne[i];
+    for (int i = 0; ok && i < nd; i++)
+        ok = e->ne[i] == ne[i];
     if (!ok) {
         char a[96], b[96];
         return sl_err_set(err, SL_ERR_SHAPE, "qwen3: tensor '%s' in %s has shape %s, expected %s",
@@ -247,8 +276,8 @@ sl_status sl_qwen3_load(const sl_wdir *wd, sl_res *res, const sl_qwen3_load_opts
     int est_n = o.est_tokens > 0 ? o.est_tokens : 256;
     double rate = o.est_flops > 0 ? o.est_flops : 1e14;
     m->unit_globals = res ? sl_res_add_unit(res, "globals") : 0;
-    st = bind(wd, res, m->unit_globals, nm->embed, 2,
-              (const int64_t[]){c.vocab, c.hidden}, &m->embed, err);
+    st = bind(wd, res, m->unit_globals, nm->embed, 2, (const int64_t[]){c.vocab, c.hidden},
+              &m->embed, err);
     if (st != SL_OK) goto fail;
     if (res) sl_res_set_unit_cost(res, m->unit_globals, 0.0);
 
@@ -358,8 +387,8 @@ static size_t layer_arena(const sl_qwen3_cfg *c, int64_t n, sl_dtype A) {
 }
 
 size_t sl_qwen3_arena_bytes(const sl_qwen3_cfg *c, int n, sl_dtype act) {
-    return abytes((int64_t)n * c->hidden, SL_DTYPE_F32) /* out */ +
-           abytes(n, SL_DTYPE_I32) + abytes((int64_t)n * c->head_dim, SL_DTYPE_F32) /* ids, tab */ +
+    return abytes((int64_t)n * c->hidden, SL_DTYPE_F32) /* out */ + abytes(n, SL_DTYPE_I32) +
+           abytes((int64_t)n * c->head_dim, SL_DTYPE_F32) /* ids, tab */ +
            2 * abytes((int64_t)n * c->hidden, act) /* residual ping-pong */ +
            layer_arena(c, n, act);
 }

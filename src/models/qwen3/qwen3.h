@@ -34,15 +34,15 @@
 #include "residency/residency.h"
 
 typedef struct sl_qwen3_cfg {
-    int64_t vocab;      /* V */
-    int64_t hidden;     /* D */
-    int n_layers;       /* decoder layers in the checkpoint (36) */
-    int n_heads;        /* Hq */
-    int n_kv_heads;     /* Hkv */
-    int64_t head_dim;   /* Dh */
-    int64_t ffn;        /* I */
-    float rms_eps;      /* 1e-6 */
-    float rope_theta;   /* 1e6 */
+    int64_t vocab;    /* V */
+    int64_t hidden;   /* D */
+    int n_layers;     /* decoder layers in the checkpoint (36) */
+    int n_heads;      /* Hq */
+    int n_kv_heads;   /* Hkv */
+    int64_t head_dim; /* Dh */
+    int64_t ffn;      /* I */
+    float rms_eps;    /* 1e-6 */
+    float rope_theta; /* 1e6 */
 } sl_qwen3_cfg;
 
 /* The released Qwen3-4B config and the tiny test config (both with 1e-6 / 1e6). */
@@ -66,19 +66,19 @@ typedef struct sl_qwen3_layer {
 
 typedef struct sl_qwen3 {
     sl_qwen3_cfg cfg;
-    int out_layer;        /* index of the layer whose output is returned (n_layers − 2) */
-    sl_tensor embed;      /* (V, D) */
+    int out_layer;   /* index of the layer whose output is returned (n_layers − 2) */
+    sl_tensor embed; /* (V, D) */
     int unit_globals;
     sl_qwen3_layer *layers; /* out_layer + 1 entries (owned) */
-    sl_res *res;          /* borrowed; NULL when loaded for shapes only */
+    sl_res *res;            /* borrowed; NULL when loaded for shapes only */
 } sl_qwen3;
 
 typedef struct sl_qwen3_load_opts {
-    int out_layer;        /* < 0: n_layers − 2 (HF hidden_states[-2], what Z-Image uses) */
-    float rope_theta;     /* <= 0: 1e6 */
-    float rms_eps;        /* <= 0: 1e-6 */
-    int est_tokens;       /* sequence length assumed for per-unit cost estimates (<= 0: 256) */
-    double est_flops;     /* device FLOP/s assumed for cost estimates (<= 0: 1e14) */
+    int out_layer;    /* < 0: n_layers − 2 (HF hidden_states[-2], what Z-Image uses) */
+    float rope_theta; /* <= 0: 1e6 */
+    float rms_eps;    /* <= 0: 1e-6 */
+    int est_tokens;   /* sequence length assumed for per-unit cost estimates (<= 0: 256) */
+    double est_flops; /* device FLOP/s assumed for cost estimates (<= 0: 1e14) */
 } sl_qwen3_load_opts;
 
 /* Read the config from the tensors of `wd` (dimensions from shapes, layer count by probing
