@@ -19,8 +19,20 @@ FUZZ_SECONDS ?= 60
 Q        := $(if $(V),,@)
 
 PKGS     := openblas libpng libpcre2-8 libutf8proc
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcjson
+# SYSROOT: a folder holding the Debian -dev packages unpacked (dpkg -x), for machines where they
+# cannot be installed (the GPU machine: scripts/gpu_env.sh); otherwise pkg-config finds them.
+SYSROOT  ?=
+ifneq ($(SYSROOT),)
+  SLIB       := $(SYSROOT)/usr/lib/x86_64-linux-gnu
+  PKG_CFLAGS := -I$(SYSROOT)/usr/include -I$(SYSROOT)/usr/include/x86_64-linux-gnu/openblas-pthread \
+                -I$(SYSROOT)/usr/include/libpng16
+  PKG_LIBS   := -L$(SLIB) -L$(SLIB)/openblas-pthread -Wl,--disable-new-dtags \
+                -Wl,-rpath,$(SLIB) -Wl,-rpath,$(SLIB)/openblas-pthread \
+                -lopenblas -lpng16 -lpcre2-8 -lutf8proc -lcjson
+else
+  PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+  PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcjson
+endif
 
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE -Isrc -Iinclude \
             -pthread -fPIC $(PKG_CFLAGS) $(WERROR) $(SAN)
