@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/log.h"
 #include "core/rng.h"
 #include "models/synth.h"
 #include "pipeline/pipeline.h"
@@ -121,4 +122,145 @@ SL_TEST(pipe_txt2img_deterministic) {
     CHECK(t.n_images == 1 && t.steps == 3 && t.total_s > 0 && t.sampling_s > 0);
     free(a), free(b), free(c);
     sluice_engine_close(e);
+}
+
+/* ---- the invariant: every mode, prefetch depth and budget gives the image of `none` ---- */
+
+typedef struct inv_req {
+    sluice_gen_params g;
+    uint8_t *ref[2]; /* images of the request in `none` with everything fitting */
+    size_t need[SLUICE_OFFLOAD_LAYER_STREAMING + 1];
+} inv_req;
+
+static const char *gb_s(size_t b, char *buf) {
+    if (b == SIZE_MAX)
+        snprintf(buf, 32, "inf");
+    else
+        snprintf(buf, 32, "%zu", b);
+    return buf;
+}
+
+/* Run both requests on a cpu-device engine with `budget` bytes; for each, success is expected
+ * exactly when the mode's requirement (from the pure simulation) fits, and a success must give
+ * the reference bytes. Returns the number of streamed DiT units seen. */
+static int inv_run(const tiny_set *s, size_t budget, sluice_offload_mode m, int prefetch,
+                   inv_req *rq, int nrq) {
+    char be[64], err[1024], b1[32];
+    snprintf(be, sizeof be, "cpu-device:%zu", budget);
+    sluice_engine *e = open_engine(s, be, m, prefetch, err, sizeof err);
+    if (!e) {
+        sl_test_fail(__FILE__, __LINE__, "open %s: %s", be, err);
+        return 0;
+    }
+    int streamed = 0;
+    for (int r = 0; r < nrq; r++) {
+        size_t need = rq[r].need[m];
+        bool expect = need <= budget;
+        sluice_image *im = NULL;
+        int n = 0;
+        int rc = sluice_generate(e, &rq[r].g, NULL, NULL, &im, &n, err, sizeof err);
+        const char *mn = sluice_offload_mode_name(m);
+        if (expect && rc != 0) {
+            sl_test_fail(__FILE__, __LINE__, "mode %s prefetch %d budget %zu (needs %s) request %d: %s",
+                         mn, prefetch, budget, gb_s(need, b1), r, err);
+            continue;
+        }
+        if (!expect) {
+            CHECKF(rc == SLUICE_ERR_OOM_DEVICE, "mode %s prefetch %d budget %zu (needs %s) request %d: rc %d %s",
+                   mn, prefetch, budget, gb_s(need, b1), r, rc, rc ? err : "(succeeded)");
+            if (rc == 0) sluice_images_free(im, n);
+            continue;
+        }
+        size_t nb = (size_t)rq[r].g.width * rq[r].g.height * 3;
+        for (int i = 0; i < n; i++)
+            CHECKF(memcmp(im[i].data, rq[r].ref[i], nb) == 0,
+                   "mode %s prefetch %d budget %zu request %d image %d differs from none", mn,
+                   prefetch, budget, r, i);
+        sluice_images_free(im, n);
+        sluice_timings t;
+        sluice_last_timings(e, &t);
+        if (m != SLUICE_OFFLOAD_AUTO) CHECK(t.mode == m);
+    }
+    streamed = sl_pipe_streamed_units(e, SL_PIPE_DIT);
+    sluice_engine_close(e);
+    return streamed;
+}
+
+SL_TEST(pipe_mode_invariance) {
+    sl_log_set_level(SL_LOG_ERROR);
+    tiny_set s;
+    REQUIRE(tiny_files(&s));
+    char err[1024];
+    inv_req rq[2];
+    gen_defaults(&rq[0].g);
+    gen_defaults(&rq[1].g);
+    rq[1].g.cfg_scale = 2.5f; /* CFG: two branches per weight load, negative prompt */
+    rq[1].g.negative_prompt = "blurry";
+    rq[1].g.batch_count = 2;
+    rq[1].g.seed = 11;
+    rq[1].g.steps = 2;
+    /* references: everything resident on an unlimited emulated device */
+    sluice_engine *e = open_engine(&s, "cpu-device:0", SLUICE_OFFLOAD_NONE, 1, err, sizeof err);
+    REQUIREF(e, "open: %s", err);
+    for (int r = 0; r < 2; r++) {
+        sluice_image *im = NULL;
+        int n = 0;
+        REQUIREF(sluice_generate(e, &rq[r].g, NULL, NULL, &im, &n, err, sizeof err) == 0, "%s", err);
+        for (int i = 0; i < n; i++) {
+            size_t nb = (size_t)im[i].width * im[i].height * 3;
+            rq[r].ref[i] = malloc(nb);
+            memcpy(rq[r].ref[i], im[i].data, nb);
+        }
+        sluice_images_free(im, n);
+    }
+    sluice_engine_close(e);
+    /* the plain CPU backend (weights used in place) computes the same bytes */
+    e = open_engine(&s, "cpu", SLUICE_OFFLOAD_AUTO, 1, err, sizeof err);
+    REQUIREF(e, "open cpu: %s", err);
+    uint8_t *plain = gen1(e, &rq[0].g, err, sizeof err);
+    REQUIREF(plain, "%s", err);
+    CHECK(memcmp(plain, rq[0].ref[0], (size_t)rq[0].g.width * rq[0].g.height * 3) == 0);
+    free(plain);
+    sluice_engine_close(e);
+
+    int streamed_runs = 0;
+    for (int pf = 1; pf <= 3; pf++) {
+        e = open_engine(&s, "cpu-device:0", SLUICE_OFFLOAD_NONE, pf, err, sizeof err);
+        REQUIREF(e, "open: %s", err);
+        for (int r = 0; r < 2; r++) {
+            sl_err er = {0};
+            REQUIRE_OK(sl_pipe_needs(e, &rq[r].g, rq[r].need, &er), &er);
+        }
+        sluice_engine_close(e);
+        size_t need[SLUICE_OFFLOAD_LAYER_STREAMING + 1];
+        for (int m = 0; m <= SLUICE_OFFLOAD_LAYER_STREAMING; m++)
+            need[m] = SL_MAX(rq[0].need[m], rq[1].need[m]);
+        char a[32], b[32], c[32], d[32];
+        printf("    prefetch %d: needs none %s, cond_only %s, aggressive %s, layer_streaming %s\n", pf,
+               gb_s(need[SLUICE_OFFLOAD_NONE], a), gb_s(need[SLUICE_OFFLOAD_COND_ONLY], b),
+               gb_s(need[SLUICE_OFFLOAD_AGGRESSIVE], c), gb_s(need[SLUICE_OFFLOAD_LAYER_STREAMING], d));
+        REQUIRE(need[SLUICE_OFFLOAD_LAYER_STREAMING] < need[SLUICE_OFFLOAD_AGGRESSIVE]);
+        REQUIRE(need[SLUICE_OFFLOAD_AGGRESSIVE] <= need[SLUICE_OFFLOAD_COND_ONLY]);
+        REQUIRE(need[SLUICE_OFFLOAD_COND_ONLY] <= need[SLUICE_OFFLOAD_NONE]);
+        size_t ls = need[SLUICE_OFFLOAD_LAYER_STREAMING], ag = need[SLUICE_OFFLOAD_AGGRESSIVE];
+        size_t budgets[] = {ls, ls + (ag - ls) / 3, ls + 2 * (ag - ls) / 3, ag,
+                            need[SLUICE_OFFLOAD_COND_ONLY], need[SLUICE_OFFLOAD_NONE],
+                            2 * need[SLUICE_OFFLOAD_NONE]};
+        for (size_t k = 0; k < SL_ARRAY_LEN(budgets); k++) {
+            for (int m = SLUICE_OFFLOAD_AUTO; m <= SLUICE_OFFLOAD_LAYER_STREAMING; m++) {
+                /* deeper prefetch only changes streamed plans */
+                if (pf > 1 && budgets[k] >= ag) continue;
+                if (pf > 1 && m != SLUICE_OFFLOAD_LAYER_STREAMING && m != SLUICE_OFFLOAD_AUTO) continue;
+                int st = inv_run(&s, budgets[k], (sluice_offload_mode)m, pf, rq, 2);
+                if (st > 0) streamed_runs++;
+                if (budgets[k] < ag && (m == SLUICE_OFFLOAD_LAYER_STREAMING || m == SLUICE_OFFLOAD_AUTO))
+                    CHECKF(st > 0, "prefetch %d budget %zu mode %d: nothing streamed", pf, budgets[k], m);
+            }
+            if (sl_test_failed()) break;
+        }
+        if (sl_test_failed()) break;
+    }
+    printf("    %d runs streamed the diffusion model\n", streamed_runs);
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < rq[r].g.batch_count; i++) free(rq[r].ref[i]);
 }

@@ -25,6 +25,7 @@ typedef struct pipe_comp {
     sl_res *res;       /* owned */
     int held_unit;     /* unit acquired for the whole pass (planned resident), -1 if none */
     size_t budget;     /* budget of the current plan (SIZE_MAX: whole) while loaded */
+    int max_streamed;  /* the most units any plan streamed (tests, logs) */
 } pipe_comp;
 
 struct sluice_engine {

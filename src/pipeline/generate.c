@@ -479,3 +479,21 @@ fail:
     if (errbuf && err_len) snprintf(errbuf, err_len, "%s", er.msg[0] ? er.msg : sl_status_str(st));
     return -(int)(st ? st : SL_ERR_INTERNAL);
 }
+
+sl_status sl_pipe_needs(sluice_engine *e, const sluice_gen_params *gp,
+                        size_t need[SLUICE_OFFLOAD_LAYER_STREAMING + 1], sl_err *err) {
+    request rq = {.e = e, .gp = gp};
+    sl_status st = validate(gp, err);
+    if (st != SL_OK) return st;
+    rq.steps = gp->steps > 0 ? gp->steps : 8;
+    rq.n_images = gp->batch_count;
+    rq.n_caps = gp->cfg_scale > 1.0f ? 2 : 1;
+    if ((st = tokenize(&rq, err)) == SL_OK &&
+        (st = sl_pipe_job_make(e, gp->width, gp->height, rq.lc, rq.n_caps, rq.steps, rq.n_images,
+                               &rq.job, err)) == SL_OK) {
+        rq.have_job = true;
+        sl_pipe_requirements(&e->p, &rq.job, need);
+    }
+    request_free(&rq);
+    return st;
+}

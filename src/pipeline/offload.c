@@ -492,6 +492,8 @@ void sl_pipe_view_get(sluice_engine *e, int c, sl_pipe_view *v) {
     }
 }
 
+int sl_pipe_streamed_units(const sluice_engine *e, int c) { return e->comp[c].max_streamed; }
+
 void sl_pipe_park_all(sluice_engine *e) {
     for (int c = 0; c < SL_PIPE_NCOMP; c++) {
         if (e->comp[c].res && sl_res_is_loaded(e->comp[c].res)) {
@@ -515,6 +517,7 @@ static sl_status load_comp(sluice_engine *e, int x, size_t budget, sl_err *err) 
     pc->budget = budget;
     sl_res_plan_info pi;
     sl_res_plan_info_get(pc->res, &pi);
+    pc->max_streamed = SL_MAX(pc->max_streamed, pi.n_streamed);
     sl_log(olog(e),
            "offload: load %s: %d resident / %d streamed units, %.3f GB on the device%s%s "
            "(budget %s%.3f GB), predicted %.1f ms/pass",

@@ -113,6 +113,11 @@ void sl_pipe_simulate(const sl_pipe_policy *pol, const sl_pipe_job *job, size_t 
  * The overrides of p apply. */
 void sl_pipe_requirements(const sluice_engine_params *p, const sl_pipe_job *job,
                           size_t need[SLUICE_OFFLOAD_LAYER_STREAMING + 1]);
+/* sl_pipe_requirements for a request on an engine (tokenizes the prompts, sizes the arenas). */
+sl_status sl_pipe_needs(sluice_engine *e, const sluice_gen_params *gp,
+                        size_t need[SLUICE_OFFLOAD_LAYER_STREAMING + 1], sl_err *err);
+/* The most units of component c (SL_PIPE_*) any plan of this engine has streamed (tests). */
+int sl_pipe_streamed_units(const sluice_engine *e, int c);
 /* The fastest mode that fits a request (auto), predicted from state st: *mode, *predicted_s and a
  * one-line reason. Modes needing VAE tiling lose to modes that do not. SL_ERR_OOM_DEVICE when no
  * mode fits. */
