@@ -219,7 +219,10 @@ sl_status sl_pipe_decide(const sl_pipe_policy *pol, const sl_pipe_job *job, size
                 total = sat_add(total, job->view[x].whole);
             }
         }
-        if (sat_add(total, A) <= usable) return SL_OK;
+        /* at conditioning, check the sampling stage's activations too: fail before anything
+         * runs rather than after conditioning (the VAE may still fall back to tiles) */
+        size_t Ak = c == SL_PIPE_TE ? SL_MAX(A, job->arena[SL_PIPE_DIT]) : A;
+        if (sat_add(total, Ak) <= usable) return SL_OK;
         if (c == SL_PIPE_VAE) {
             memset(d->load, 0, sizeof d->load);
             return decide_tiles(pol, job, usable, st, d, err);
@@ -228,7 +231,8 @@ sl_status sl_pipe_decide(const sl_pipe_policy *pol, const sl_pipe_job *job, size
                           "offload mode none keeps every component on the device: %.3f GB of "
                           "weights + %.3f GB of %s activations = %.3f GB, but only %.3f GB are "
                           "usable",
-                          gb(total), gb(A), g_comp_name[c], gb(sat_add(total, A)), gb(usable));
+                          gb(total), gb(Ak), Ak == A ? g_comp_name[c] : "diffusion model",
+                          gb(sat_add(total, Ak)), gb(usable));
     }
 
     size_t others = others_bytes(st, c);
