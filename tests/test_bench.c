@@ -185,7 +185,8 @@ SL_TEST(bench_pipeline_tiny) {
         CHECK(w->cond_s >= 0 && w->decode_s >= 0 && w->steps == 2 && w->mode_used[0]);
         CHECK(w->peak_vram == 0); /* no device to measure on the CPU backend */
     }
-    CHECK(r.rows[0].budget_bytes == SIZE_MAX && r.rows[1].budget_bytes == 40000000);
+    CHECK(r.rows[0].budget_bytes == SIZE_MAX &&
+          r.rows[1].budget_bytes == (size_t)(0.04 * 1073741824.0));
     sl_bench_result_free(&r);
 }
 

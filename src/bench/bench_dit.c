@@ -183,14 +183,18 @@ static double measure_gemm(sl_backend *be, const sl_zimage_config *c, int M, cha
     return st == SL_OK ? tflops : 0;
 }
 
-/* The weight dtype of a model: the dtype of its largest tensor. */
+/* The weight dtype of a model: the dtype that holds most of its bytes (norms, biases and odd
+ * rows stay float in quantised files). */
 static const char *model_dtype(const sl_wdir *wd) {
-    const sl_wentry *best = NULL;
+    double by[SL_DTYPE_COUNT] = {0};
+    int best = -1;
     for (int i = 0; i < sl_wdir_count(wd); i++) {
         const sl_wentry *e = sl_wdir_at(wd, i);
-        if (!best || e->nbytes > best->nbytes) best = e;
+        if ((int)e->dtype < 0 || (int)e->dtype >= SL_DTYPE_COUNT) continue;
+        by[e->dtype] += (double)e->nbytes;
+        if (best < 0 || by[e->dtype] > by[best]) best = (int)e->dtype;
     }
-    return best ? sl_dtype_name(best->dtype) : "?";
+    return best >= 0 ? sl_dtype_name((sl_dtype)best) : "?";
 }
 
 /* ---- one configuration ---- */

@@ -180,12 +180,15 @@ static void fmt_num(char *b, size_t n, double v, const char *f) {
 void sl_bench_print(FILE *f, const sl_bench_result *r) {
     fprintf(f, "sluice bench %s — %s (%s), %s\n", r->kind, r->device, r->backend, r->date);
     if (!strcmp(r->kind, "dit")) {
+        char gemm[96] = "GEMM not measured";
+        if (r->gemm_tflops > 0)
+            snprintf(gemm, sizeof gemm, "GEMM %.1f TFLOP/s (%s)", r->gemm_tflops, r->gemm_shape);
         fprintf(f,
                 "model %s (%s, %.2f GB), %dx%d, %d caption tokens, warm-up %d, prefetch %d\n"
-                "pinned link %.1f GB/s; GEMM %.1f TFLOP/s (%s); compute-only pass %.1f ms (%s)\n\n",
+                "pinned link %.1f GB/s; %s; compute-only pass %.1f ms (%s)\n\n",
                 r->model, r->dtype, (double)r->model_bytes / 1e9, r->width, r->height,
-                r->cap_tokens, r->warmup, r->prefetch, r->link_gbps, r->gemm_tflops, r->gemm_shape,
-                r->compute_ms, r->compute_ref);
+                r->cap_tokens, r->warmup, r->prefetch, r->link_gbps, gemm, r->compute_ms,
+                r->compute_ref);
         fprintf(f, "%-30s %7s %9s %8s %9s %8s %7s %8s %8s %7s %7s\n", "config", "budget", "res/str",
                 "GB/pass", "ms/pass", "stall", "GB/s", "peak GB", "bound", "xbound", "xresid");
         for (int i = 0; i < r->n_rows; i++) {
@@ -221,12 +224,12 @@ void sl_bench_print(FILE *f, const sl_bench_result *r) {
         return;
     }
     fprintf(f, "model %s (%s), %dx%d\n\n", r->model, r->dtype, r->width, r->height);
-    fprintf(f, "%-28s %-16s %7s %7s %8s %7s %8s %8s %7s %8s\n", "config", "mode used", "load s",
+    fprintf(f, "%-34s %-16s %7s %7s %8s %7s %8s %8s %7s %8s\n", "config", "mode used", "load s",
             "cond s", "sample s", "step s", "decode s", "xfer s", "total s", "peak GB");
     for (int i = 0; i < r->n_rows; i++) {
         const sl_bench_row *w = &r->rows[i];
         if (!w->ok) {
-            fprintf(f, "%-28s failed: %s\n", w->setting, w->error);
+            fprintf(f, "%-34s failed: %s\n", w->setting, w->error);
             continue;
         }
         char v[8][16];
@@ -241,7 +244,7 @@ void sl_bench_print(FILE *f, const sl_bench_result *r) {
             snprintf(v[7], 16, "%.2f", (double)w->peak_vram / 1e9);
         else
             snprintf(v[7], 16, "-");
-        fprintf(f, "%-28s %-16s %7s %7s %8s %7s %8s %8s %7s %8s\n", w->setting, w->mode_used, v[0],
+        fprintf(f, "%-34s %-16s %7s %7s %8s %7s %8s %8s %7s %8s\n", w->setting, w->mode_used, v[0],
                 v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
     }
     fprintf(f,

@@ -229,7 +229,8 @@ sl_status sl_bench_pipeline(const sl_bench_pipe_opts *o, sl_bench_result *out, s
             sl_bench_row_init(row, "sluice", "pipeline");
             snprintf(row->mode, sizeof row->mode, "%s", mode);
             snprintf(row->budget, sizeof row->budget, "%s", gb > 0 ? vt : "unlimited");
-            row->budget_bytes = gb > 0 ? (size_t)(gb * 1e9) : SIZE_MAX;
+            /* --max-vram counts GiB, as sd.cpp's does (pipeline/offload.c) */
+            row->budget_bytes = gb > 0 ? (size_t)(gb * 1073741824.0) : SIZE_MAX;
             if (gb > 0)
                 snprintf(row->setting, sizeof row->setting, "%s, --max-vram %s", mode, vt);
             else
