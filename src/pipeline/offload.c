@@ -635,7 +635,8 @@ sl_status sl_pipe_choose(sluice_engine *e, const sl_pipe_job *job, sl_pipe_polic
         char why[768];
         sl_status s = sl_pipe_auto(&e->p, job, usable, &st, &m, predicted_s, why, sizeof why, err);
         if (s != SL_OK) return s;
-        SL_INFO("%s", why);
+        /* on a host backend every mode is the same (weights used in place): not worth a line */
+        sl_log(e->device ? SL_LOG_INFO : SL_LOG_DEBUG, "%s", why);
         *pol = sl_pipe_policy_make(m, &e->p);
         return SL_OK;
     }
