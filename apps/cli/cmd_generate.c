@@ -32,6 +32,7 @@ typedef struct opts {
     int output_begin;
     bool verbose, json, no_metadata;
     bool seed_given;
+    const char *sched_name; /* the scheduler's canonical id ("normal" → "discrete") */
 } opts;
 
 static void usage(FILE *f, const char *argv0) {
@@ -314,6 +315,7 @@ static int parse(int argc, char **argv, opts *o) {
     sl_err_clear(&er);
     if (sl_sampler_parse_scheduler(o->gp.scheduler, &sc, &er) != SL_OK)
         return fail_usage(argv0, "%s", er.msg);
+    o->sched_name = sl_sampler_scheduler_name(sc);
     if (o->gp.width <= 0 || o->gp.height <= 0 || o->gp.width % 16 || o->gp.height % 16)
         return fail_usage(argv0, "width and height must be positive multiples of 16, got %dx%d",
                           o->gp.width, o->gp.height);
@@ -427,7 +429,7 @@ int sl_cmd_generate(int argc, char **argv) {
     }
     char(*paths)[4096] = calloc((size_t)n, sizeof *paths);
     rc = paths ? 0 : 1;
-    const char *sched = o.gp.scheduler && *o.gp.scheduler ? o.gp.scheduler : "auto";
+    const char *sched = o.sched_name;
     for (int i = 0; i < n && rc == 0; i++) {
         sl_err er = {0};
         if (sl_pipe_output_path(o.output, i, n, o.output_begin, paths[i], sizeof paths[i], &er) ||
