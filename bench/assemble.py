@@ -154,7 +154,8 @@ def dit_table(rows):
 
 
 def pipe_table(rows):
-    pipe = [w for w in rows if w.get("kind") == "pipeline"]
+    order = {"sluice": 0, "diffusers": 1, "sd.cpp": 2}
+    pipe = sorted((w for w in rows if w.get("kind") == "pipeline"), key=lambda w: order.get(w["system"], 9))
     if not pipe:
         return ["Whole generations: not yet measured."]
     out = ["| system | setting | mode used | conditioning s | sampling s | s / step | decode s | "
@@ -263,7 +264,7 @@ def header(runs, rows, driver):
                                    f"{fmt(df.get('gemm_tflops'))} TFLOP/s" if df else "") + ".")
         lines.append(f"Shape: {sl.get('width')}×{sl.get('height')}, {sl.get('cap_tokens')} caption "
                      f"tokens, one DiT pass; warm-up {sl.get('warmup')}, median of "
-                     f"{next((w.get('passes') for w in rows if w.get('passes')), '—')} passes; "
+                     f"{next((w.get('passes') for w in sl.get('rows', []) if w.get('passes')), '—')} passes; "
                      f"prefetch {sl.get('prefetch')}.")
     if df:
         lines.append(f"diffusers {df.get('diffusers', '?')} on PyTorch {df.get('torch', '?')} (CUDA "

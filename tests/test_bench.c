@@ -245,3 +245,38 @@ SL_TEST(bench_cli) {
     snprintf(jp, sizeof jp, "%s/b.json", tmp);
     CHECK(access(jp, R_OK) == 0);
 }
+
+/* bench/assemble.py reads what sl_bench_write_json writes (the C and Python sides of one schema).
+ * SKIP without python3. */
+SL_TEST(bench_assemble_reads_json) {
+    if (system("python3 -c 'import json' >/dev/null 2>&1") != 0) SKIP("no python3");
+    sl_err err = {0};
+    char path[1024];
+    REQUIREF(tiny_model(path, sizeof path, &err), "%s", err.msg);
+    sl_bench_opts o;
+    tiny_opts(&o, path);
+    o.budgets = "min";
+    o.skip_gemm = true;
+    sl_bench_result r;
+    REQUIRE_OK(sl_bench_dit(&o, &r, &err), &err);
+    const char *tmp = sl_test_tmpdir();
+    char jp[1200], md[1200], cmd[4000];
+    snprintf(jp, sizeof jp, "%s/run.json", tmp);
+    snprintf(md, sizeof md, "%s/run.md", tmp);
+    REQUIRE_OK(sl_bench_write_json(&r, jp, &err), &err);
+    sl_bench_result_free(&r);
+    snprintf(cmd, sizeof cmd, "python3 '%s/bench/assemble.py' '%s' --driver test --out '%s'",
+             sl_test_root(), jp, md);
+    REQUIRE(system(cmd) == 0);
+    FILE *f = fopen(md, "rb");
+    REQUIRE(f);
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    CHECKF(strstr(text, "| sluice | bf16 | none | 7/0 |"), "%s", text);
+    CHECK(strstr(text, "| sluice | bf16 | layer_streaming min ("));
+    CHECK(strstr(text, "Resident ≤ 1.0× compiled diffusers: not yet measured"));
+    CHECK(strstr(text, "<!-- bench:results:begin -->") &&
+          strstr(text, "<!-- bench:results:end -->"));
+}

@@ -23,7 +23,7 @@
  *                 compute time the engine measured in a streamed row)
  *   peak_vram     max(accounted, measured): accounted = the plan's device bytes + the activation
  *                 arena + the inputs/outputs; measured = the largest drop of the backend's free
- *                 device memory (mem_info, sampled every 2 ms by a thread during the
+ *                 device memory (mem_info, sampled every 5 ms by a thread during the
  *                 configuration) below the level right after the backend was created (the CUDA
  *                 context and the backend's own cuBLAS workspace are not counted).
  *

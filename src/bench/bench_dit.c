@@ -53,7 +53,9 @@ typedef struct mem_probe {
 
 static void *probe_main(void *arg) {
     mem_probe *p = arg;
-    const struct timespec ts = {0, 2000000}; /* 2 ms */
+    /* 5 ms: cudaMemGetInfo takes a driver lock; nothing the forward allocates is shorter-lived
+     * (the backend's scratch only grows, re-planning parks before it reloads) */
+    const struct timespec ts = {0, 5000000};
     while (!atomic_load(&p->stop)) {
         size_t fr = 0, tot = 0;
         p->be->vt->mem_info(p->be, &fr, &tot);
