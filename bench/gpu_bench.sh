@@ -6,7 +6,7 @@
 #
 #   bash bench/gpu_bench.sh --sluice build/sluice [--out DIR] [--workdir DIR]
 #       [--diffusers-src DIR] [--sd-bin PATH] [--passes N] [--quick] [--keep]
-#       [--skip-pipeline] [--skip-quant] [--skip-peers]
+#       [--pack FILE] [--smoke] [--skip-pipeline] [--skip-quant] [--skip-peers]
 #
 #   --sluice BIN        a CUDA build of sluice (required)
 #   --out DIR           results: the JSON files, results.md, gpu_bench.log (at most 8 files; default
@@ -16,8 +16,9 @@
 #   --diffusers-src DIR the folder holding the diffusers package (default $DIFFUSERS_SRC, as
 #                       scripts/gpu_env.sh exports it); without it the diffusers rows are skipped
 #   --sd-bin PATH       an sd.cpp CLI binary (bench/peers/sdcpp.sh); without it sd.cpp is skipped
-#   --passes N          timed passes per configuration (default 5; --quick: 3)
-#   --quick             fewer passes and no leaf-level diffusers run (about 4 minutes)
+#   --passes N          timed passes per configuration (default 5: the tables are medians of >= 5)
+#   --quick             one warm-up pass, one timed generation, no leaf-level diffusers run
+#   --pack FILE         also pack the results folder into FILE (.tar.gz): one file for $OUT
 #   --smoke             the tiny model at 128x128 on the CPU backend (checks this script anywhere)
 #
 # Order (disk and time): bf16 DiT file → sluice bf16 → diffusers → pipeline (writes the text
@@ -26,7 +27,7 @@
 set -uo pipefail
 
 SLUICE= OUTDIR=${OUT:-} WORK=/tmp/sluice-bench DIFF=${DIFFUSERS_SRC:-} SDBIN= PASSES=5 QUICK=0 KEEP=0
-SKIP_PIPE=0 SKIP_QUANT=0 SKIP_PEERS=0 SIZE=full
+SKIP_PIPE=0 SKIP_QUANT=0 SKIP_PEERS=0 SIZE=full PACK=
 while [ $# -gt 0 ]; do
     case "$1" in
         --sluice) SLUICE=$2; shift 2 ;;
@@ -36,12 +37,13 @@ while [ $# -gt 0 ]; do
         --sd-bin) SDBIN=$2; shift 2 ;;
         --passes) PASSES=$2; shift 2 ;;
         --quick) QUICK=1; shift ;;
+        --pack) PACK=$2; shift 2 ;;
         --smoke) SIZE=tiny; shift ;;
         --keep) KEEP=1; shift ;;
         --skip-pipeline) SKIP_PIPE=1; shift ;;
         --skip-quant) SKIP_QUANT=1; shift ;;
         --skip-peers) SKIP_PEERS=1; shift ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu_bench: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -53,7 +55,6 @@ LOG=$OUTDIR/gpu_bench.log
 : >"$LOG"
 WARMUP=2 DIFF_CONFIGS=eager,compiled,block,leaf
 if [ $QUICK = 1 ]; then
-    [ "$PASSES" = 5 ] && PASSES=3
     WARMUP=1 DIFF_CONFIGS=eager,compiled,block
 fi
 export PYTHONUNBUFFERED=1
@@ -139,6 +140,9 @@ fi
 step "assemble" python3 "$HERE/assemble.py" "$OUTDIR"/*.json ${DRIVER:+--driver "$DRIVER"} \
     --out "$OUTDIR/results.md"
 say "done in $(($(date +%s) - T0)) s; results in $OUTDIR"
+if [ -n "$PACK" ]; then
+    tar -czf "$PACK" -C "$OUTDIR" . && say "packed $OUTDIR into $PACK"
+fi
 [ ${#FAILED[@]} = 0 ] || say "failed steps: ${FAILED[*]}"
 echo
 cat "$OUTDIR/results.md" 2>/dev/null
