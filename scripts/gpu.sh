@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# scripts/gpu.sh — what one call on the GPU machine runs, in sections that can be picked by name:
+#
+#   bash scripts/gpu.sh [section ...]        (no section: build info tests lab torch summary)
+#
+#   build    make -j$JOBS CUDA=1 CUDA_ARCHS=90 BUILD=build-gpu all, and the kernel lab
+#   info     nvidia-smi and the toolkit versions
+#   tests    SLUICE_TEST_GPU=1 build-gpu/sluice-tests gpu_  (every case's errors in the log)
+#   lab      build-gpu/kernel-lab: validate and time the kernels against the card's peaks
+#   torch    bench/ops_vs_torch.py: the same ops in PyTorch, joined with the lab's table
+#   summary  the short table printed last (test counts, failures, the lab/torch ratio table)
+#
+# Full logs go to $OUT (or ./gpu-out): build.log tests.log lab.log lab.tsv torch.log info.txt
+# (6 files; the device tool returns at most 8). Each section has its own time limit so one hang
+# cannot eat the call. Environment: BUILD (build-gpu), JOBS (16), TESTS (gpu_: test name filter),
+# T_TESTS / T_LAB / T_TORCH (seconds). The machine has no -dev packages: when .carry/sysroot.tar.xz
+# travelled with the call, scripts/gpu_env.sh unpacks it and the build uses SYSROOT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+BUILD=${BUILD:-build-gpu}
+JOBS=${JOBS:-16}
+TESTS=${TESTS:-gpu_}
+T_TESTS=${T_TESTS:-240}
+T_LAB=${T_LAB:-150}
+T_TORCH=${T_TORCH:-120}
+[ -f scripts/gpu_env.sh ] && . scripts/gpu_env.sh
+MAKEVARS=(CUDA=1 CUDA_ARCHS=90 BUILD="$BUILD" WERROR=-Werror ${SYSROOT:+SYSROOT=$SYSROOT})
+STATUS=()
+
+note() { STATUS+=("$1"); echo "== $1"; }
+
+section_build() {
+  local t0=$SECONDS
+  if make -j"$JOBS" "${MAKEVARS[@]}" all >"$OUT/build.log" 2>&1 &&
+     make -f bench/kernels/Makefile "${MAKEVARS[@]}" >>"$OUT/build.log" 2>&1; then
+    note "build ok ($((SECONDS - t0)) s)"
+  else
+    note "build FAILED ($((SECONDS - t0)) s): see build.log"
+    grep -E "error|Error" "$OUT/build.log" | head -20
+    return 1
+  fi
+}
+
+section_info() {
+  { nvidia-smi; nvcc --version; python3 -c 'import torch; print("torch", torch.__version__)'; } \
+    >"$OUT/info.txt" 2>&1
+  note "info: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+}
+
+section_tests() {
+  local t0=$SECONDS
+  SLUICE_TEST_GPU=1 SLUICE_OH_VERBOSE=1 timeout "$T_TESTS" "$BUILD/sluice-tests" $TESTS \
+    >"$OUT/tests.log" 2>&1
+  local rc=$?
+  note "tests rc=$rc ($((SECONDS - t0)) s): $(tail -n 1 "$OUT/tests.log")"
+}
+
+section_lab() {
+  local t0=$SECONDS
+  timeout "$T_LAB" "$BUILD/kernel-lab" "$OUT/lab.tsv" >"$OUT/lab.log" 2>&1
+  note "lab rc=$? ($((SECONDS - t0)) s)"
+}
+
+section_torch() {
+  local t0=$SECONDS
+  PYTHONUNBUFFERED=1 timeout "$T_TORCH" python3 bench/ops_vs_torch.py --lab "$OUT/lab.tsv" \
+    >"$OUT/torch.log" 2>&1
+  note "torch rc=$? ($((SECONDS - t0)) s)"
+}
+
+section_summary() {
+  echo
+  echo "==================== summary ===================="
+  printf '%s\n' "${STATUS[@]}"
+  if [ -f "$OUT/tests.log" ]; then
+    echo "-- failing tests and BAD cases:"
+    grep -E "^FAIL|    BAD|: (CHECK|REQUIRE)|skip: no CUDA" "$OUT/tests.log" | head -30
+    echo "-- worst error per op and dtype (rel_l2 / max_abs):"
+    awk '($1=="ok"||$1=="BAD") && /rel_l2/ { key=$2" "$3; if ($4 ~ /^w=/) key=key" "$4;
+         rel=$0; sub(/.*rel_l2 /,"",rel); sub(/\/.*/,"",rel);
+         if (!(key in w) || rel+0 > w[key]+0) { w[key]=rel; line[key]=$0 } }
+         END { for (k in w) printf "   %-28s rel_l2 %s\n", k, w[k] }' "$OUT/tests.log" | sort | head -60
+  fi
+  if [ -f "$OUT/torch.log" ] && grep -q "torch/sluice" "$OUT/torch.log"; then
+    echo "-- kernels (lab vs PyTorch; torch/sluice > 1: sluice faster):"
+    sed -n '/torch\/sluice/,$p' "$OUT/torch.log"
+  elif [ -f "$OUT/lab.log" ]; then
+    echo "-- kernel lab:"
+    cat "$OUT/lab.log"
+  fi
+}
+
+SECTIONS=("$@")
+[ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(build info tests lab torch summary)
+for s in "${SECTIONS[@]}"; do
+  if ! declare -F "section_$s" >/dev/null; then
+    echo "gpu.sh: unknown section '$s' (build info tests lab torch summary)"
+    exit 2
+  fi
+  if ! "section_$s" && [ "$s" = build ]; then
+    section_summary
+    exit 1
+  fi
+done
