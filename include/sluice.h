@@ -70,7 +70,8 @@ typedef enum sluice_offload_mode {
     SLUICE_OFFLOAD_AUTO = 0,        /* fastest mode that fits, chosen by the planner and logged */
     SLUICE_OFFLOAD_NONE,            /* everything resident for the whole run */
     SLUICE_OFFLOAD_COND_ONLY,       /* text encoder parked after conditioning */
-    SLUICE_OFFLOAD_COND_DIFFUSION,  /* text encoder and diffusion model loaded only for their stage */
+    SLUICE_OFFLOAD_COND_DIFFUSION,  /* text encoder and diffusion model loaded only for their stage
+                                     */
     SLUICE_OFFLOAD_AGGRESSIVE,      /* every component parked as soon as it is not running */
     SLUICE_OFFLOAD_LAYER_STREAMING, /* components that do not fit are streamed unit by unit */
 } sluice_offload_mode;
@@ -90,32 +91,33 @@ typedef struct sluice_engine_params {
     const char *diffusion_model_path; /* --diffusion-model */
     const char *vae_path;             /* --vae */
     const char *llm_path;             /* --llm (Qwen3 text encoder) */
-    const char *tokenizer_path;       /* optional tokenizer.json (else the folder's, else built in) */
+    const char *tokenizer_path; /* optional tokenizer.json (else the folder's, else built in) */
     /* "auto" (default: cuda when built with CUDA and a GPU is present, else cpu), "cpu", "cuda",
      * or "cpu-device:<bytes>": the CPU backend presenting itself as a device with its own memory
      * of <bytes> bytes (0: unlimited) and an asynchronous copy queue, so that every offload mode
      * and streaming plan runs exactly as on a GPU (tests; see backend/backend.h) */
     const char *backend;
-    int threads;                      /* CPU threads, <= 0: all cores */
+    int threads; /* CPU threads, <= 0: all cores */
     /* memory */
     sluice_offload_mode offload_mode;
-    int offload_cond_stage;           /* -1: mode default, 0/1: override (--[no-]offload-cond-stage) */
-    int offload_diffusion;            /* --[no-]offload-diffusion: park the DiT after sampling */
-    int reload_cond_stage;            /* --[no-]reload-cond-stage: load a parked text encoder back at
-                                         the end of a request (ready for the next); default 0 */
-    int reload_diffusion;             /* --[no-]reload-diffusion: same for the DiT; default 0 */
-    double max_vram_gb;               /* --max-vram; 0: no cap (free VRAM decides) */
-    int streaming_prefetch;           /* --streaming-prefetch, default 1 (units in flight ahead) */
-    int streaming_min_vram_mb;        /* --streaming-min-vram, default 512 (left free for others) */
-    bool vram_estimation_formula;     /* --vram-estimation formula (default dryrun) */
-    bool offload_log;                 /* --offload-log: log every transition and plan at INFO */
-    bool profile;                     /* --profile / SLUICE_PROFILE=1: per-pass residency line */
+    int offload_cond_stage;       /* -1: mode default, 0/1: override (--[no-]offload-cond-stage) */
+    int offload_diffusion;        /* --[no-]offload-diffusion: park the DiT after sampling */
+    int reload_cond_stage;        /* --[no-]reload-cond-stage: load a parked text encoder back at
+                                     the end of a request (ready for the next); default 0 */
+    int reload_diffusion;         /* --[no-]reload-diffusion: same for the DiT; default 0 */
+    double max_vram_gb;           /* --max-vram; 0: no cap (free VRAM decides) */
+    int streaming_prefetch;       /* --streaming-prefetch, default 1 (units in flight ahead) */
+    int streaming_min_vram_mb;    /* --streaming-min-vram, default 512 (left free for others) */
+    bool vram_estimation_formula; /* --vram-estimation formula (default dryrun) */
+    bool offload_log;             /* --offload-log: log every transition and plan at INFO */
+    bool profile;                 /* --profile / SLUICE_PROFILE=1: per-pass residency line */
 } sluice_engine_params;
 
 void sluice_engine_params_init(sluice_engine_params *p); /* defaults */
 /* Resolve the paths, create the backend, open the weight files, load the tokenizer and the three
  * models with their host homes (nothing goes to the device yet: that happens per stage). */
-int sluice_engine_open(const sluice_engine_params *p, sluice_engine **out, char *err, size_t err_len);
+int sluice_engine_open(const sluice_engine_params *p, sluice_engine **out, char *err,
+                       size_t err_len);
 void sluice_engine_close(sluice_engine *e); /* NULL is fine */
 /* The backend's name ("cpu", "cuda") and device description; borrowed, valid until close. */
 const char *sluice_engine_backend(const sluice_engine *e);
@@ -169,7 +171,7 @@ typedef struct sluice_timings {
     double per_step_s;     /* sampling time per step of the last image */
     int n_images, steps;
     sluice_offload_mode mode; /* the mode used (auto resolved) */
-    double predicted_s;    /* the planner's prediction of a call in that mode (0: not predicted) */
+    double predicted_s; /* the planner's prediction of a call in that mode (0: not predicted) */
 } sluice_timings;
 
 int sluice_generate(sluice_engine *e, const sluice_gen_params *p, sluice_progress_fn progress,

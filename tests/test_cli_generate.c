@@ -46,7 +46,8 @@ static int run(const char *args, char **out, char **err) {
     if (!sluice_bin(bin, sizeof bin)) return -1;
     snprintf(po, sizeof po, "%s/stdout.txt", sl_test_tmpdir());
     snprintf(pe, sizeof pe, "%s/stderr.txt", sl_test_tmpdir());
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s' 2>'%s'", sl_test_tmpdir(), bin, args, po, pe);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s' 2>'%s'", sl_test_tmpdir(), bin, args, po,
+             pe);
     int st = system(cmd);
     *out = slurp(po);
     *err = slurp(pe);
@@ -60,7 +61,8 @@ static int exists(const char *dir, const char *name) {
     return stat(p, &sb) == 0;
 }
 
-/* The tiny model set in the scratch directory as dit.safetensors, te.safetensors, vae.safetensors. */
+/* The tiny model set in the scratch directory as dit.safetensors, te.safetensors, vae.safetensors.
+ */
 static int write_set(void) {
     typedef sl_status (*fn)(const char *, const char *, sl_synth_list *, sl_err *);
     const fn fns[3] = {sl_zimage_synth_list, sl_qwen3_synth_list, sl_fluxvae_synth_list};
@@ -90,15 +92,41 @@ SL_TEST(cli_usage_and_argument_errors) {
     char *out, *err;
     /* -h: usage on stdout with every option name visible, exit 0 */
     CHECK(run("generate -h", &out, &err) == 0);
-    const char *names[] = {"--model", "--diffusion-model", "--vae", "--llm", "--prompt",
-                           "--negative-prompt", "--width", "--height", "--steps", "--cfg-scale",
-                           "--seed", "--batch-count", "--output", "--sampling-method", "--scheduler",
-                           "--flow-shift", "--threads", "--verbose", "--backend", "--max-vram",
-                           "--offload-mode", "--offload-cond-stage", "--no-offload-diffusion",
-                           "--reload-cond-stage", "--reload-diffusion", "--offload-log",
-                           "--vram-estimation", "--streaming-prefetch", "--streaming-min-vram",
-                           "--profile", "--json", "--disable-image-metadata", "CLI Options",
-                           "Context Options", "Generation Options"};
+    const char *names[] = {"--model",
+                           "--diffusion-model",
+                           "--vae",
+                           "--llm",
+                           "--prompt",
+                           "--negative-prompt",
+                           "--width",
+                           "--height",
+                           "--steps",
+                           "--cfg-scale",
+                           "--seed",
+                           "--batch-count",
+                           "--output",
+                           "--sampling-method",
+                           "--scheduler",
+                           "--flow-shift",
+                           "--threads",
+                           "--verbose",
+                           "--backend",
+                           "--max-vram",
+                           "--offload-mode",
+                           "--offload-cond-stage",
+                           "--no-offload-diffusion",
+                           "--reload-cond-stage",
+                           "--reload-diffusion",
+                           "--offload-log",
+                           "--vram-estimation",
+                           "--streaming-prefetch",
+                           "--streaming-min-vram",
+                           "--profile",
+                           "--json",
+                           "--disable-image-metadata",
+                           "CLI Options",
+                           "Context Options",
+                           "Generation Options"};
     for (size_t i = 0; i < SL_ARRAY_LEN(names); i++)
         CHECKF(strstr(out, names[i]) != NULL, "usage lacks %s", names[i]);
     free(out), free(err);
@@ -129,7 +157,8 @@ SL_TEST(cli_usage_and_argument_errors) {
         CHECKF(rc == 1, "'%s': exit %d", bad[i].args, rc);
         CHECKF(strstr(err, bad[i].needle) != NULL, "'%s': stderr lacks '%s':\n%.400s", bad[i].args,
                bad[i].needle, err);
-        CHECKF(strstr(err, "Generation Options") != NULL, "'%s': no usage after the error", bad[i].args);
+        CHECKF(strstr(err, "Generation Options") != NULL, "'%s': no usage after the error",
+               bad[i].args);
         free(out), free(err);
     }
     /* -M other than img_gen: its own error, no usage, exit 1 */
@@ -160,27 +189,20 @@ SL_TEST(cli_output_naming) {
         int i, n, start;
         const char *want;
     } cases[] = {
-        {"output.png", 0, 1, 0, "output.png"},
-        {"out.PNG", 0, 1, 0, "out.PNG"},
-        {"out.png", 0, 2, 0, "out_0.png"},
-        {"out.png", 1, 2, 0, "out_1.png"},
-        {"out.png", 1, 2, 5, "out_6.png"},
-        {"dir/img", 0, 1, 0, "dir/img.png"},
-        {"out.foo", 0, 1, 0, "out.foo.png"},
-        {"out.foo", 1, 3, 0, "out.foo_1.png"},
-        {"a.b/c", 0, 1, 0, "a.b/c.png"},
-        {"img_%d.png", 2, 3, 0, "img_2.png"},
-        {"img_%d.png", 0, 1, 0, "img_0.png"},
-        {"img_%03d.png", 7, 9, 1, "img_008.png"},
-        {"img_%03d", 0, 2, 0, "img_000.png"},
-        {"100%%_%d.png", 1, 2, 0, "100%_1.png"},
+        {"output.png", 0, 1, 0, "output.png"}, {"out.PNG", 0, 1, 0, "out.PNG"},
+        {"out.png", 0, 2, 0, "out_0.png"},     {"out.png", 1, 2, 0, "out_1.png"},
+        {"out.png", 1, 2, 5, "out_6.png"},     {"dir/img", 0, 1, 0, "dir/img.png"},
+        {"out.foo", 0, 1, 0, "out.foo.png"},   {"out.foo", 1, 3, 0, "out.foo_1.png"},
+        {"a.b/c", 0, 1, 0, "a.b/c.png"},       {"img_%d.png", 2, 3, 0, "img_2.png"},
+        {"img_%d.png", 0, 1, 0, "img_0.png"},  {"img_%03d.png", 7, 9, 1, "img_008.png"},
+        {"img_%03d", 0, 2, 0, "img_000.png"},  {"100%%_%d.png", 1, 2, 0, "100%_1.png"},
         {"", 0, 1, 0, "output.png"},
     };
     for (size_t k = 0; k < SL_ARRAY_LEN(cases); k++) {
         char got[256];
         sl_err err = {0};
-        sl_status st = sl_pipe_output_path(cases[k].pat, cases[k].i, cases[k].n, cases[k].start, got,
-                                           sizeof got, &err);
+        sl_status st = sl_pipe_output_path(cases[k].pat, cases[k].i, cases[k].n, cases[k].start,
+                                           got, sizeof got, &err);
         CHECKF(st == SL_OK && !strcmp(got, cases[k].want), "'%s' %d/%d: '%s', want '%s' (%s)",
                cases[k].pat, cases[k].i, cases[k].n, got, cases[k].want, err.msg);
     }
@@ -188,7 +210,8 @@ SL_TEST(cli_output_naming) {
     for (size_t k = 0; k < SL_ARRAY_LEN(unsupported); k++) {
         char got[256];
         sl_err err = {0};
-        CHECK(sl_pipe_output_path(unsupported[k], 0, 1, 0, got, sizeof got, &err) == SL_ERR_UNSUPPORTED);
+        CHECK(sl_pipe_output_path(unsupported[k], 0, 1, 0, got, sizeof got, &err) ==
+              SL_ERR_UNSUPPORTED);
     }
     /* and through the binary: parents created, batch suffixes, %d */
     char bin[4200];
@@ -200,7 +223,8 @@ SL_TEST(cli_output_naming) {
     CHECK(exists(sl_test_tmpdir(), "a/b/pic_0.png") && exists(sl_test_tmpdir(), "a/b/pic_1.png"));
     CHECK(!exists(sl_test_tmpdir(), "a/b/pic.png"));
     free(out), free(err);
-    rc = run(MODELS " -p cat -W 32 -H 32 --steps 1 -b 2 --output-begin-idx 3 -o 'f_%02d.png'", &out, &err);
+    rc = run(MODELS " -p cat -W 32 -H 32 --steps 1 -b 2 --output-begin-idx 3 -o 'f_%02d.png'", &out,
+             &err);
     CHECKF(rc == 0, "exit %d: %s", rc, err);
     CHECK(exists(sl_test_tmpdir(), "f_03.png") && exists(sl_test_tmpdir(), "f_04.png"));
     free(out), free(err);
@@ -217,19 +241,30 @@ SL_TEST(cli_parameters_string_layout) {
     /* §1.12's exact shape: prompt line, Negative prompt line only when non-empty, pairs joined
      * by ", ", floats with 6 decimals, Eta inf when unset, Model empty without -m, TE/Unet/VAE
      * by basename, the literal Version, then the compact JSON with sorted keys */
-    sl_pipe_infotext it = {.prompt = "a lovely cat", .negative_prompt = "blurry", .steps = 8,
-                           .cfg_scale = 2.5f, .guidance = 3.5f, .flow_shift = 3.0f, .seed = 42,
-                           .width = 512, .height = 768, .llm_path = "/m/qwen_3_4b.safetensors",
+    sl_pipe_infotext it = {.prompt = "a lovely cat",
+                           .negative_prompt = "blurry",
+                           .steps = 8,
+                           .cfg_scale = 2.5f,
+                           .guidance = 3.5f,
+                           .flow_shift = 3.0f,
+                           .seed = 42,
+                           .width = 512,
+                           .height = 768,
+                           .llm_path = "/m/qwen_3_4b.safetensors",
                            .diffusion_model_path = "/m/z_image_turbo_bf16.safetensors",
-                           .vae_path = "ae.safetensors", .rng = "philox", .sampler = "euler",
-                           .scheduler = "simple", .version = "0.1.0"};
+                           .vae_path = "ae.safetensors",
+                           .rng = "philox",
+                           .sampler = "euler",
+                           .scheduler = "simple",
+                           .version = "0.1.0"};
     char buf[4096];
     size_t n = sl_pipe_infotext_format(&it, buf, sizeof buf);
     CHECK(n == strlen(buf));
     const char *want_head =
         "a lovely cat\nNegative prompt: blurry\nSteps: 8, CFG scale: 2.500000, Guidance: 3.500000, "
         "Eta: inf, Seed: 42, Size: 512x768, Model: , RNG: philox, Sampler: euler simple, TE: "
-        "qwen_3_4b.safetensors, Unet: z_image_turbo_bf16.safetensors, VAE: ae.safetensors, Version: "
+        "qwen_3_4b.safetensors, Unet: z_image_turbo_bf16.safetensors, VAE: ae.safetensors, "
+        "Version: "
         "stable-diffusion.cpp, SDCPP: {";
     CHECKF(!strncmp(buf, want_head, strlen(want_head)), "got:\n%s", buf);
     CHECK(buf[n - 1] == '}' && !strchr(buf + strlen(want_head), '\n'));
@@ -237,12 +272,14 @@ SL_TEST(cli_parameters_string_layout) {
     cJSON *j = cJSON_Parse(strstr(buf, "SDCPP: ") + 7);
     REQUIRE(j);
     CHECK(cJSON_GetObjectItemCaseSensitive(j, "seed")->valuedouble == 42);
-    CHECK(!strcmp(cJSON_GetObjectItemCaseSensitive(j, "schema")->valuestring, "sdcpp.image.params/v1"));
+    CHECK(!strcmp(cJSON_GetObjectItemCaseSensitive(j, "schema")->valuestring,
+                  "sdcpp.image.params/v1"));
     cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "prompt");
     CHECK(!strcmp(cJSON_GetObjectItemCaseSensitive(pr, "positive")->valuestring, "a lovely cat"));
     cJSON *sm = cJSON_GetObjectItemCaseSensitive(j, "sampling");
     CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(sm, "eta")));
-    CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sm, "guidance"), "txt_cfg")
+    CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sm, "guidance"),
+                                           "txt_cfg")
               ->valuedouble == 2.5);
     cJSON *gen = cJSON_GetObjectItemCaseSensitive(j, "generator");
     CHECK(!strcmp(cJSON_GetObjectItemCaseSensitive(gen, "name")->valuestring, "sluice"));
@@ -282,8 +319,9 @@ SL_TEST(cli_png_metadata_roundtrip) {
     if (!sluice_bin(bin, sizeof bin)) SKIP("no sluice binary beside the test binary");
     REQUIRE(write_set());
     char *out, *err;
-    int rc = run(MODELS " -p 'a red fox' -n 'blurry' --cfg-scale 2 -W 48 -H 32 --steps 2 -s 5 -o m.png",
-                 &out, &err);
+    int rc =
+        run(MODELS " -p 'a red fox' -n 'blurry' --cfg-scale 2 -W 48 -H 32 --steps 2 -s 5 -o m.png",
+            &out, &err);
     REQUIREF(rc == 0, "exit %d: %s", rc, err);
     free(out), free(err);
     char path[800];
@@ -291,16 +329,27 @@ SL_TEST(cli_png_metadata_roundtrip) {
     char *params = NULL;
     sl_err e = {0};
     REQUIRE_OK(sl_png_read_text(path, "parameters", &params, &e), &e);
-    sl_pipe_infotext it = {.prompt = "a red fox", .negative_prompt = "blurry", .steps = 2,
-                           .cfg_scale = 2.0f, .guidance = 3.5f, .flow_shift = 3.0f, .seed = 5,
-                           .width = 48, .height = 32, .llm_path = "te.safetensors",
-                           .diffusion_model_path = "dit.safetensors", .vae_path = "vae.safetensors",
-                           .rng = "philox", .sampler = "euler", .scheduler = "auto",
+    sl_pipe_infotext it = {.prompt = "a red fox",
+                           .negative_prompt = "blurry",
+                           .steps = 2,
+                           .cfg_scale = 2.0f,
+                           .guidance = 3.5f,
+                           .flow_shift = 3.0f,
+                           .seed = 5,
+                           .width = 48,
+                           .height = 32,
+                           .llm_path = "te.safetensors",
+                           .diffusion_model_path = "dit.safetensors",
+                           .vae_path = "vae.safetensors",
+                           .rng = "philox",
+                           .sampler = "euler",
+                           .scheduler = "auto",
                            .version = SLUICE_VERSION};
     char want[4096];
     sl_pipe_infotext_format(&it, want, sizeof want);
     CHECKF(!strcmp(params, want), "read back:\n%s\nwant:\n%s", params, want);
-    CHECK(!strncmp(params, "a red fox\nNegative prompt: blurry\nSteps: 2, CFG scale: 2.000000, ", 63));
+    CHECK(!strncmp(params, "a red fox\nNegative prompt: blurry\nSteps: 2, CFG scale: 2.000000, ",
+                   63));
     free(params);
     /* the pixels read back as 48x32 RGB */
     uint8_t *rgb = NULL;
@@ -316,7 +365,8 @@ SL_TEST(cli_png_metadata_roundtrip) {
     fclose(f);
     CHECK(!memcmp(hdr + 12, "IHDR", 4) && !memcmp(hdr + 8 + 25 + 4, "tEXt", 4));
     /* --disable-image-metadata: no chunk */
-    rc = run(MODELS " -p 'a red fox' -W 48 -H 32 --steps 1 --disable-image-metadata -o n.png", &out, &err);
+    rc = run(MODELS " -p 'a red fox' -W 48 -H 32 --steps 1 --disable-image-metadata -o n.png", &out,
+             &err);
     REQUIREF(rc == 0, "exit %d: %s", rc, err);
     free(out), free(err);
     snprintf(path, sizeof path, "%s/n.png", sl_test_tmpdir());
@@ -336,8 +386,8 @@ SL_TEST(cli_json_output) {
     REQUIREF(j, "stdout is not JSON:\n%s", out);
     CHECK(strstr(err, "generate_image completed") != NULL);
     cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "timings");
-    const char *keys[] = {"load_s", "conditioning_s", "sampling_s", "decoding_s", "transfer_s",
-                          "total_s", "per_step_s", "wall_s"};
+    const char *keys[] = {"load_s",     "conditioning_s", "sampling_s", "decoding_s",
+                          "transfer_s", "total_s",        "per_step_s", "wall_s"};
     for (size_t k = 0; k < SL_ARRAY_LEN(keys); k++) {
         cJSON *v = cJSON_GetObjectItemCaseSensitive(t, keys[k]);
         CHECKF(cJSON_IsNumber(v) && v->valuedouble >= 0, "timings.%s", keys[k]);
@@ -356,6 +406,16 @@ SL_TEST(cli_json_output) {
     CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "backend")));
     CHECK(cJSON_GetObjectItemCaseSensitive(j, "steps")->valuedouble == 2);
     CHECK(cJSON_GetObjectItemCaseSensitive(j, "width")->valuedouble == 32);
+    cJSON_Delete(j);
+    free(out), free(err);
+    /* a failure is an {"error": ...} object */
+    rc = run(MODELS " -p cat -W 32 -H 48 --json --backend cpu-device:4096 --streaming-min-vram 0",
+             &out, &err);
+    CHECK(rc == 1);
+    j = cJSON_Parse(out);
+    REQUIREF(j, "stdout is not JSON:\n%s", out);
+    cJSON *em = cJSON_GetObjectItemCaseSensitive(j, "error");
+    CHECKF(cJSON_IsString(em) && strstr(em->valuestring, "GB"), "%s", out);
     cJSON_Delete(j);
     free(out), free(err);
 }
@@ -378,8 +438,9 @@ SL_TEST(cli_modes_and_flags_run) {
     for (size_t k = 0; k < SL_ARRAY_LEN(extra); k++) {
         char args[1024];
         snprintf(args, sizeof args,
-                 MODELS " -p cat -W 32 -H 32 --steps 2 --backend cpu-device:0 --streaming-min-vram 0 "
-                        "-t 2 %s -o k.png",
+                 MODELS
+                 " -p cat -W 32 -H 32 --steps 2 --backend cpu-device:0 --streaming-min-vram 0 "
+                 "-t 2 %s -o k.png",
                  extra[k]);
         int rc = run(args, &out, &err);
         CHECKF(rc == 0, "%s: exit %d: %s", extra[k], rc, err);

@@ -96,6 +96,7 @@ static uint8_t *gen1(sluice_engine *e, const sluice_gen_params *g, char *err, si
 }
 
 SL_TEST(pipe_txt2img_deterministic) {
+    sl_log_set_level(SL_LOG_ERROR);
     tiny_set s;
     REQUIRE(tiny_files(&s));
     char err[1024];
@@ -111,7 +112,8 @@ SL_TEST(pipe_txt2img_deterministic) {
     CHECK(memcmp(a, b, nb) == 0);
     /* not a constant image */
     int lo = 255, hi = 0;
-    for (size_t i = 0; i < nb; i++) lo = a[i] < lo ? a[i] : lo, hi = a[i] > hi ? a[i] : hi;
+    for (size_t i = 0; i < nb; i++)
+        lo = a[i] < lo ? a[i] : lo, hi = a[i] > hi ? a[i] : hi;
     CHECKF(hi - lo > 10, "pixel range %d..%d", lo, hi);
     g.seed = 8;
     uint8_t *c = gen1(e, &g, err, sizeof err);
@@ -161,13 +163,15 @@ static int inv_run(const tiny_set *s, size_t budget, sluice_offload_mode m, int 
         int rc = sluice_generate(e, &rq[r].g, NULL, NULL, &im, &n, err, sizeof err);
         const char *mn = sluice_offload_mode_name(m);
         if (expect && rc != 0) {
-            sl_test_fail(__FILE__, __LINE__, "mode %s prefetch %d budget %zu (needs %s) request %d: %s",
-                         mn, prefetch, budget, gb_s(need, b1), r, err);
+            sl_test_fail(__FILE__, __LINE__,
+                         "mode %s prefetch %d budget %zu (needs %s) request %d: %s", mn, prefetch,
+                         budget, gb_s(need, b1), r, err);
             continue;
         }
         if (!expect) {
-            CHECKF(rc == SLUICE_ERR_OOM_DEVICE, "mode %s prefetch %d budget %zu (needs %s) request %d: rc %d %s",
-                   mn, prefetch, budget, gb_s(need, b1), r, rc, rc ? err : "(succeeded)");
+            CHECKF(rc == SLUICE_ERR_OOM_DEVICE,
+                   "mode %s prefetch %d budget %zu (needs %s) request %d: rc %d %s", mn, prefetch,
+                   budget, gb_s(need, b1), r, rc, rc ? err : "(succeeded)");
             if (rc == 0) sluice_images_free(im, n);
             continue;
         }
@@ -205,7 +209,8 @@ SL_TEST(pipe_mode_invariance) {
     for (int r = 0; r < 2; r++) {
         sluice_image *im = NULL;
         int n = 0;
-        REQUIREF(sluice_generate(e, &rq[r].g, NULL, NULL, &im, &n, err, sizeof err) == 0, "%s", err);
+        REQUIREF(sluice_generate(e, &rq[r].g, NULL, NULL, &im, &n, err, sizeof err) == 0, "%s",
+                 err);
         for (int i = 0; i < n; i++) {
             size_t nb = (size_t)im[i].width * im[i].height * 3;
             rq[r].ref[i] = malloc(nb);
@@ -236,26 +241,34 @@ SL_TEST(pipe_mode_invariance) {
         for (int m = 0; m <= SLUICE_OFFLOAD_LAYER_STREAMING; m++)
             need[m] = SL_MAX(rq[0].need[m], rq[1].need[m]);
         char a[32], b[32], c[32], d[32];
-        printf("    prefetch %d: needs none %s, cond_only %s, aggressive %s, layer_streaming %s\n", pf,
-               gb_s(need[SLUICE_OFFLOAD_NONE], a), gb_s(need[SLUICE_OFFLOAD_COND_ONLY], b),
-               gb_s(need[SLUICE_OFFLOAD_AGGRESSIVE], c), gb_s(need[SLUICE_OFFLOAD_LAYER_STREAMING], d));
+        printf("    prefetch %d: needs none %s, cond_only %s, aggressive %s, layer_streaming %s\n",
+               pf, gb_s(need[SLUICE_OFFLOAD_NONE], a), gb_s(need[SLUICE_OFFLOAD_COND_ONLY], b),
+               gb_s(need[SLUICE_OFFLOAD_AGGRESSIVE], c),
+               gb_s(need[SLUICE_OFFLOAD_LAYER_STREAMING], d));
         REQUIRE(need[SLUICE_OFFLOAD_LAYER_STREAMING] < need[SLUICE_OFFLOAD_AGGRESSIVE]);
         REQUIRE(need[SLUICE_OFFLOAD_AGGRESSIVE] <= need[SLUICE_OFFLOAD_COND_ONLY]);
         REQUIRE(need[SLUICE_OFFLOAD_COND_ONLY] <= need[SLUICE_OFFLOAD_NONE]);
         size_t ls = need[SLUICE_OFFLOAD_LAYER_STREAMING], ag = need[SLUICE_OFFLOAD_AGGRESSIVE];
-        size_t budgets[] = {ls, ls + (ag - ls) / 3, ls + 2 * (ag - ls) / 3, ag,
-                            need[SLUICE_OFFLOAD_COND_ONLY], need[SLUICE_OFFLOAD_NONE],
+        size_t budgets[] = {ls,
+                            ls + (ag - ls) / 3,
+                            ls + 2 * (ag - ls) / 3,
+                            ag,
+                            need[SLUICE_OFFLOAD_COND_ONLY],
+                            need[SLUICE_OFFLOAD_NONE],
                             2 * need[SLUICE_OFFLOAD_NONE]};
         for (size_t k = 0; k < SL_ARRAY_LEN(budgets); k++) {
             if (k > 0 && budgets[k] == budgets[k - 1]) continue;
             for (int m = SLUICE_OFFLOAD_AUTO; m <= SLUICE_OFFLOAD_LAYER_STREAMING; m++) {
                 /* deeper prefetch only changes streamed plans */
                 if (pf > 1 && budgets[k] >= ag) continue;
-                if (pf > 1 && m != SLUICE_OFFLOAD_LAYER_STREAMING && m != SLUICE_OFFLOAD_AUTO) continue;
+                if (pf > 1 && m != SLUICE_OFFLOAD_LAYER_STREAMING && m != SLUICE_OFFLOAD_AUTO)
+                    continue;
                 int st = inv_run(&s, budgets[k], (sluice_offload_mode)m, pf, rq, 2);
                 if (st > 0) streamed_runs++;
-                if (budgets[k] < ag && (m == SLUICE_OFFLOAD_LAYER_STREAMING || m == SLUICE_OFFLOAD_AUTO))
-                    CHECKF(st > 0, "prefetch %d budget %zu mode %d: nothing streamed", pf, budgets[k], m);
+                if (budgets[k] < ag &&
+                    (m == SLUICE_OFFLOAD_LAYER_STREAMING || m == SLUICE_OFFLOAD_AUTO))
+                    CHECKF(st > 0, "prefetch %d budget %zu mode %d: nothing streamed", pf,
+                           budgets[k], m);
             }
             if (sl_test_failed()) break;
         }
@@ -263,12 +276,14 @@ SL_TEST(pipe_mode_invariance) {
     }
     printf("    %d runs streamed the diffusion model\n", streamed_runs);
     for (int r = 0; r < 2; r++)
-        for (int i = 0; i < rq[r].g.batch_count; i++) free(rq[r].ref[i]);
+        for (int i = 0; i < rq[r].g.batch_count; i++)
+            free(rq[r].ref[i]);
 }
 
 /* ---- out of memory, then a request that fits, in the same process ---- */
 
-static int expect_fail(sluice_engine *e, const sluice_gen_params *g, int want_rc, const char *needle) {
+static int expect_fail(sluice_engine *e, const sluice_gen_params *g, int want_rc,
+                       const char *needle) {
     char err[1024] = "";
     sluice_image *im = NULL;
     int n = -1;
@@ -389,7 +404,8 @@ SL_TEST(pipe_vae_tiling_fallback) {
     REQUIRE(n == 1 && im[0].width == 256 && im[0].height == 192);
     size_t nb = (size_t)g.width * g.height * 3;
     double mad = 0;
-    for (size_t i = 0; i < nb; i++) mad += abs((int)im[0].data[i] - (int)ref[i]);
+    for (size_t i = 0; i < nb; i++)
+        mad += abs((int)im[0].data[i] - (int)ref[i]);
     mad /= (double)nb;
     printf("    tiled vs untiled: mean |diff| %.2f of 255\n", mad);
     CHECK(memcmp(im[0].data, ref, nb) != 0); /* it did tile */
@@ -444,7 +460,8 @@ SL_TEST(pipe_cancel) {
         cancel_at none = {"never", 0, 0};
         sluice_image *im = NULL;
         int n = 0;
-        REQUIREF(sluice_generate(e, &g, cancel_cb, &none, &im, &n, err, sizeof err) == 0, "%s", err);
+        REQUIREF(sluice_generate(e, &g, cancel_cb, &none, &im, &n, err, sizeof err) == 0, "%s",
+                 err);
         CHECKF(none.calls == 1 + g.steps * 2 + 2, "%d progress calls", none.calls);
         sluice_images_free(im, n);
         free(ref);
@@ -478,7 +495,8 @@ SL_TEST(pipe_batch_seeds) {
         one.seed = 100 + i;
         uint8_t *single = gen1(e, &one, err, sizeof err);
         REQUIREF(single, "%s", err);
-        CHECKF(memcmp(single, im[i].data, nb) == 0, "image %d differs from seed %d alone", i, 100 + i);
+        CHECKF(memcmp(single, im[i].data, nb) == 0, "image %d differs from seed %d alone", i,
+               100 + i);
         free(single);
     }
     CHECK(memcmp(im[0].data, im[1].data, nb) != 0);
@@ -544,7 +562,8 @@ static sl_status write_sharded(list_fn fn, const char *dir, const char *stem, sl
     sl_status st = fn("tiny", "official", &l, err);
     if (st != SL_OK) return st;
     sl_synth_list half[2] = {{0}, {0}};
-    for (int k = 0; k < 2; k++) snprintf(half[k].arch, sizeof half[k].arch, "%s", l.arch);
+    for (int k = 0; k < 2; k++)
+        snprintf(half[k].arch, sizeof half[k].arch, "%s", l.arch);
     for (int i = 0; i < l.n; i++) {
         const sl_synth_tensor *t = &l.t[i];
         sl_synth_list_add(&half[i < l.n / 2 ? 0 : 1], t->name, t->ndim, t->ne, t->init, t->mean,
@@ -768,7 +787,8 @@ SL_TEST(pipe_decide_eviction_and_streaming) {
     sl_pipe_policy only = sl_pipe_policy_make(SLUICE_OFFLOAD_COND_ONLY, NULL);
     /* DiT stage with TE (100) and VAE (10) loaded, 380 usable: parking the VAE alone frees too
      * little, the TE alone is enough (and cheaper than both) */
-    sl_pipe_state st = {.loaded = {true, false, true}, .dev = {100, 0, 10},
+    sl_pipe_state st = {.loaded = {true, false, true},
+                        .dev = {100, 0, 10},
                         .budget = {SIZE_MAX, SIZE_MAX, SIZE_MAX}};
     REQUIRE_OK(sl_pipe_decide(&only, &f.job, 380, &st, SL_PIPE_DIT, &d, &err), &err);
     CHECK(d.park[SL_PIPE_TE] && !d.park[SL_PIPE_VAE] && d.load[SL_PIPE_DIT]);
@@ -853,12 +873,14 @@ SL_TEST(pipe_arena_dryrun_matches_formula) {
         sl_pipe_job dry, form;
         sl_err er = {0};
         e->p.vram_estimation_formula = false;
-        REQUIRE_OK(sl_pipe_job_make(e, cases[k][0], cases[k][1], lc, cases[k][2], 4, 1, &dry, &er), &er);
+        REQUIRE_OK(sl_pipe_job_make(e, cases[k][0], cases[k][1], lc, cases[k][2], 4, 1, &dry, &er),
+                   &er);
         e->p.vram_estimation_formula = true;
-        REQUIRE_OK(sl_pipe_job_make(e, cases[k][0], cases[k][1], lc, cases[k][2], 4, 1, &form, &er), &er);
+        REQUIRE_OK(sl_pipe_job_make(e, cases[k][0], cases[k][1], lc, cases[k][2], 4, 1, &form, &er),
+                   &er);
         for (int c = 0; c < SL_PIPE_NCOMP; c++)
-            CHECKF(dry.arena[c] == form.arena[c], "case %zu stage %d: dry run %zu, formula %zu", k, c,
-                   dry.arena[c], form.arena[c]);
+            CHECKF(dry.arena[c] == form.arena[c], "case %zu stage %d: dry run %zu, formula %zu", k,
+                   c, dry.arena[c], form.arena[c]);
         sl_pipe_job_free(&dry);
         sl_pipe_job_free(&form);
     }
@@ -881,7 +903,8 @@ static void cap_log(int level, const char *msg, void *user) {
 
 static int count(const char *hay, const char *needle) {
     int n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
     return n;
 }
 
@@ -914,14 +937,17 @@ SL_TEST(pipe_offload_log_and_profile) {
     free(img);
     sluice_engine_close(e);
     /* every transition, and a residency line per pass: 1 conditioning + 3 steps + 1 decode */
-    CHECKF(strstr(cap.buf, "offload: load text encoder") && strstr(cap.buf, "offload: park text encoder") &&
+    CHECKF(strstr(cap.buf, "offload: load text encoder") &&
+               strstr(cap.buf, "offload: park text encoder") &&
                strstr(cap.buf, "offload: load diffusion model") &&
-               strstr(cap.buf, "offload: park diffusion model") && strstr(cap.buf, "offload: load VAE"),
+               strstr(cap.buf, "offload: park diffusion model") &&
+               strstr(cap.buf, "offload: load VAE"),
            "log:\n%s", cap.buf);
-    CHECKF(count(cap.buf, "res[diffusion model]") >= 3 && count(cap.buf, "res[text encoder]") >= 1 &&
-               count(cap.buf, "res[VAE]") >= 1,
+    CHECKF(count(cap.buf, "res[diffusion model]") >= 3 &&
+               count(cap.buf, "res[text encoder]") >= 1 && count(cap.buf, "res[VAE]") >= 1,
            "log:\n%s", cap.buf);
-    CHECKF(strstr(cap.buf, "generating image: 1/1 - seed 7") && strstr(cap.buf, "sampling completed, taking") &&
+    CHECKF(strstr(cap.buf, "generating image: 1/1 - seed 7") &&
+               strstr(cap.buf, "sampling completed, taking") &&
                strstr(cap.buf, "decode_first_stage completed, taking") &&
                strstr(cap.buf, "generate_image completed in"),
            "log:\n%s", cap.buf);
@@ -946,7 +972,8 @@ SL_TEST(pipe_gguf_quantized_dit) {
     uint8_t *imgs[2];
     const char *backends[2] = {"cpu", "cpu-device:0"};
     for (int k = 0; k < 2; k++) {
-        sluice_engine *e = open_engine(&s, backends[k], SLUICE_OFFLOAD_LAYER_STREAMING, 1, err, sizeof err);
+        sluice_engine *e =
+            open_engine(&s, backends[k], SLUICE_OFFLOAD_LAYER_STREAMING, 1, err, sizeof err);
         REQUIREF(e, "%s", err);
         imgs[k] = gen1(e, &g, err, sizeof err);
         REQUIREF(imgs[k], "%s: %s", backends[k], err);

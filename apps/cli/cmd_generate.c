@@ -36,80 +36,81 @@ typedef struct opts {
 } opts;
 
 static void usage(FILE *f, const char *argv0) {
-    fprintf(f,
-            "usage: %s [options]   (also: sluice generate [options])\n"
-            "\n"
-            "CLI Options:\n"
-            "  -o, --output <string>              path to write the result image to; %%d or %%0Nd "
-            "is replaced\n"
-            "                                     by the image index (default: ./output.png)\n"
-            "  --output-begin-idx <int>           first index for %%d and _N names (default: 0)\n"
-            "  -v, --verbose                      print debug log lines\n"
-            "  --json                             print timings per stage and the files as JSON "
-            "on stdout\n"
-            "  --profile                          print the residency profile line of every pass "
-            "(also SLUICE_PROFILE=1)\n"
-            "  --disable-image-metadata           do not write the parameters text chunk\n"
-            "  -h, --help                         show this help message and exit\n"
-            "\n"
-            "Context Options:\n"
-            "  -m, --model <string>               path to the model: a diffusers folder "
-            "(transformer/, text_encoder/,\n"
-            "                                     vae/, tokenizer/) or a single file\n"
-            "  --diffusion-model <string>         path to the standalone diffusion model "
-            "(safetensors or gguf)\n"
-            "  --llm <string>                     path to the Qwen3 text encoder (safetensors or "
-            "gguf)\n"
-            "  --vae <string>                     path to the standalone VAE\n"
-            "  --tokenizer <string>               path to a tokenizer.json (default: the model "
-            "folder's, else built in)\n"
-            "  -t, --threads <int>                CPU threads (default: -1, all cores)\n"
-            "  --backend <string>                 cpu | cuda | auto (default: auto)\n"
-            "  --max-vram <float>                 VRAM budget in GiB (0: free VRAM decides; "
-            "negative: keep that many GiB free)\n"
-            "  --offload-mode <string>            none | cond_only | cond_diffusion | aggressive |\n"
-            "                                     layer_streaming | auto (default: auto)\n"
-            "  --offload-cond-stage, --no-offload-cond-stage\n"
-            "                                     park the text encoder after conditioning (or "
-            "not)\n"
-            "  --offload-diffusion, --no-offload-diffusion\n"
-            "                                     park the diffusion model after sampling (or "
-            "not)\n"
-            "  --reload-cond-stage, --no-reload-cond-stage\n"
-            "                                     load a parked text encoder back after the "
-            "request (or not)\n"
-            "  --reload-diffusion, --no-reload-diffusion\n"
-            "                                     load a parked diffusion model back after the "
-            "request (or not)\n"
-            "  --offload-log, --no-offload-log    log every stage transition and plan\n"
-            "  --vram-estimation <string>         dryrun | formula: how activation memory is "
-            "sized (default: dryrun)\n"
-            "  --streaming-prefetch <int>         units uploaded ahead when streaming (default: "
-            "1)\n"
-            "  --streaming-min-vram <int>         MB of VRAM left free for others (default: "
-            "512)\n"
-            "\n"
-            "Generation Options:\n"
-            "  -M, --mode <string>                img_gen (the only mode)\n"
-            "  -p, --prompt <string>              the prompt to render\n"
-            "  -n, --negative-prompt <string>     the negative prompt (used when cfg-scale > 1)\n"
-            "  -W, --width <int>                  image width in pixels, a multiple of 16 "
-            "(default: 512)\n"
-            "  -H, --height <int>                 image height in pixels, a multiple of 16 "
-            "(default: 512)\n"
-            "  --steps <int>                      number of sample steps (default: 8)\n"
-            "  --cfg-scale <float>                classifier-free guidance scale (default: 1.0, "
-            "no guidance)\n"
-            "  -s, --seed <int>                   RNG seed; < 0 for a random seed (default: 42)\n"
-            "  -b, --batch-count <int>            number of images, seeds seed, seed+1, ... "
-            "(default: 1)\n"
-            "  --sampling-method <string>         euler (default: euler)\n"
-            "  --scheduler <string>               auto | simple | discrete | karras | exponential "
-            "| sgm_uniform | lcm\n"
-            "                                     (default: auto, the model's reference "
-            "schedule)\n"
-            "  --flow-shift <float>               shift of the flow schedule (default: 3.0)\n",
-            argv0);
+    fprintf(
+        f,
+        "usage: %s [options]   (also: sluice generate [options])\n"
+        "\n"
+        "CLI Options:\n"
+        "  -o, --output <string>              path to write the result image to; %%d or %%0Nd "
+        "is replaced\n"
+        "                                     by the image index (default: ./output.png)\n"
+        "  --output-begin-idx <int>           first index for %%d and _N names (default: 0)\n"
+        "  -v, --verbose                      print debug log lines\n"
+        "  --json                             print timings per stage and the files as JSON "
+        "on stdout\n"
+        "  --profile                          print the residency profile line of every pass "
+        "(also SLUICE_PROFILE=1)\n"
+        "  --disable-image-metadata           do not write the parameters text chunk\n"
+        "  -h, --help                         show this help message and exit\n"
+        "\n"
+        "Context Options:\n"
+        "  -m, --model <string>               path to the model: a diffusers folder "
+        "(transformer/, text_encoder/,\n"
+        "                                     vae/, tokenizer/) or a single file\n"
+        "  --diffusion-model <string>         path to the standalone diffusion model "
+        "(safetensors or gguf)\n"
+        "  --llm <string>                     path to the Qwen3 text encoder (safetensors or "
+        "gguf)\n"
+        "  --vae <string>                     path to the standalone VAE\n"
+        "  --tokenizer <string>               path to a tokenizer.json (default: the model "
+        "folder's, else built in)\n"
+        "  -t, --threads <int>                CPU threads (default: -1, all cores)\n"
+        "  --backend <string>                 cpu | cuda | auto (default: auto)\n"
+        "  --max-vram <float>                 VRAM budget in GiB (0: free VRAM decides; "
+        "negative: keep that many GiB free)\n"
+        "  --offload-mode <string>            none | cond_only | cond_diffusion | aggressive |\n"
+        "                                     layer_streaming | auto (default: auto)\n"
+        "  --offload-cond-stage, --no-offload-cond-stage\n"
+        "                                     park the text encoder after conditioning (or "
+        "not)\n"
+        "  --offload-diffusion, --no-offload-diffusion\n"
+        "                                     park the diffusion model after sampling (or "
+        "not)\n"
+        "  --reload-cond-stage, --no-reload-cond-stage\n"
+        "                                     load a parked text encoder back after the "
+        "request (or not)\n"
+        "  --reload-diffusion, --no-reload-diffusion\n"
+        "                                     load a parked diffusion model back after the "
+        "request (or not)\n"
+        "  --offload-log, --no-offload-log    log every stage transition and plan\n"
+        "  --vram-estimation <string>         dryrun | formula: how activation memory is "
+        "sized (default: dryrun)\n"
+        "  --streaming-prefetch <int>         units uploaded ahead when streaming (default: "
+        "1)\n"
+        "  --streaming-min-vram <int>         MB of VRAM left free for others (default: "
+        "512)\n"
+        "\n"
+        "Generation Options:\n"
+        "  -M, --mode <string>                img_gen (the only mode)\n"
+        "  -p, --prompt <string>              the prompt to render\n"
+        "  -n, --negative-prompt <string>     the negative prompt (used when cfg-scale > 1)\n"
+        "  -W, --width <int>                  image width in pixels, a multiple of 16 "
+        "(default: 512)\n"
+        "  -H, --height <int>                 image height in pixels, a multiple of 16 "
+        "(default: 512)\n"
+        "  --steps <int>                      number of sample steps (default: 8)\n"
+        "  --cfg-scale <float>                classifier-free guidance scale (default: 1.0, "
+        "no guidance)\n"
+        "  -s, --seed <int>                   RNG seed; < 0 for a random seed (default: 42)\n"
+        "  -b, --batch-count <int>            number of images, seeds seed, seed+1, ... "
+        "(default: 1)\n"
+        "  --sampling-method <string>         euler (default: euler)\n"
+        "  --scheduler <string>               auto | simple | discrete | karras | exponential "
+        "| sgm_uniform | lcm\n"
+        "                                     (default: auto, the model's reference "
+        "schedule)\n"
+        "  --flow-shift <float>               shift of the flow schedule (default: 3.0)\n",
+        argv0);
 }
 
 /* ---- console ---- */
@@ -138,7 +139,8 @@ static int on_progress(void *user, const sluice_progress *p) {
     const int W = 50;
     int pos = p->steps ? W * p->step / p->steps : W;
     char cells[64];
-    for (int i = 0; i < W; i++) cells[i] = i < pos ? '=' : i == pos ? '>' : ' ';
+    for (int i = 0; i < W; i++)
+        cells[i] = i < pos ? '=' : i == pos ? '>' : ' ';
     cells[W] = 0;
     double per = p->step ? p->stage_elapsed_s / p->step : 0;
     double eta = per * (p->steps - p->step);
@@ -155,7 +157,8 @@ static int on_progress(void *user, const sluice_progress *p) {
 
 /* ---- parsing ---- */
 
-static int fail_usage(const char *argv0, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail_usage(const char *argv0, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int fail_usage(const char *argv0, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -275,10 +278,18 @@ static int parse(int argc, char **argv, opts *o) {
         const char *v = argv[++i];
         bool ok = true;
         switch (f->type) {
-        case T_STR: *(const char **)f->dst = v; break;
-        case T_INT: ok = parse_int(v, f->dst); break;
-        case T_I64: ok = parse_i64(v, f->dst); break;
-        case T_FLOAT: ok = parse_float(v, f->dst); break;
+        case T_STR:
+            *(const char **)f->dst = v;
+            break;
+        case T_INT:
+            ok = parse_int(v, f->dst);
+            break;
+        case T_I64:
+            ok = parse_i64(v, f->dst);
+            break;
+        case T_FLOAT:
+            ok = parse_float(v, f->dst);
+            break;
         }
         if (!ok) return fail_usage(argv0, "invalid value '%s' for argument: %s", v, a);
         if (f->dst == &seed) o->seed_given = true;
@@ -369,8 +380,8 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static void print_json(const opts *o, sluice_engine *e, char paths[][4096],
-                       const sluice_image *im, int n, double wall_s) {
+static void print_json(const opts *o, sluice_engine *e, char paths[][4096], const sluice_image *im,
+                       int n, double wall_s) {
     sluice_timings t;
     sluice_last_timings(e, &t);
     FILE *f = stdout;
@@ -396,6 +407,16 @@ static void print_json(const opts *o, sluice_engine *e, char paths[][4096],
     fflush(f);
 }
 
+/* A failure: the message on stderr, and with --json an {"error": ...} object on stdout. */
+static void fail_json(const opts *o, const char *msg) {
+    fprintf(stderr, "[ERROR] sluice - %s\n", msg);
+    if (!o->json) return;
+    fprintf(stdout, "{\"error\":");
+    json_str(stdout, msg);
+    fprintf(stdout, "}\n");
+    fflush(stdout);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -414,7 +435,7 @@ int sl_cmd_generate(int argc, char **argv) {
     char err[2048];
     sluice_engine *e = NULL;
     if (sluice_engine_open(&o.ep, &e, err, sizeof err) != 0) {
-        fprintf(stderr, "[ERROR] sluice - %s\n", err);
+        fail_json(&o, err);
         sluice_set_log(NULL, NULL, 1);
         return 1;
     }
@@ -422,7 +443,7 @@ int sl_cmd_generate(int argc, char **argv) {
     sluice_image *im = NULL;
     int n = 0;
     if (sluice_generate(e, &o.gp, on_progress, &b, &im, &n, err, sizeof err) != 0) {
-        fprintf(stderr, "\n[ERROR] sluice - %s\n", err);
+        fail_json(&o, err);
         sluice_engine_close(e);
         sluice_set_log(NULL, NULL, 1);
         return 1;
@@ -441,14 +462,23 @@ int sl_cmd_generate(int argc, char **argv) {
         char *params = NULL;
         sl_image_text txt = {"parameters", ""};
         if (!o.no_metadata) {
-            sl_pipe_infotext it = {
-                .prompt = o.gp.prompt, .negative_prompt = o.gp.negative_prompt,
-                .steps = o.gp.steps, .cfg_scale = o.gp.cfg_scale, .guidance = 3.5f,
-                .flow_shift = o.gp.flow_shift > 0 ? o.gp.flow_shift : 3.0f, .seed = im[i].seed,
-                .width = im[i].width, .height = im[i].height, .model_path = o.ep.model_path,
-                .llm_path = o.ep.llm_path, .diffusion_model_path = o.ep.diffusion_model_path,
-                .vae_path = o.ep.vae_path, .rng = "philox", .sampler = "euler",
-                .scheduler = sched, .version = SLUICE_VERSION};
+            sl_pipe_infotext it = {.prompt = o.gp.prompt,
+                                   .negative_prompt = o.gp.negative_prompt,
+                                   .steps = o.gp.steps,
+                                   .cfg_scale = o.gp.cfg_scale,
+                                   .guidance = 3.5f,
+                                   .flow_shift = o.gp.flow_shift > 0 ? o.gp.flow_shift : 3.0f,
+                                   .seed = im[i].seed,
+                                   .width = im[i].width,
+                                   .height = im[i].height,
+                                   .model_path = o.ep.model_path,
+                                   .llm_path = o.ep.llm_path,
+                                   .diffusion_model_path = o.ep.diffusion_model_path,
+                                   .vae_path = o.ep.vae_path,
+                                   .rng = "philox",
+                                   .sampler = "euler",
+                                   .scheduler = sched,
+                                   .version = SLUICE_VERSION};
             size_t len = sl_pipe_infotext_format(&it, NULL, 0);
             params = malloc(len + 1);
             if (params) sl_pipe_infotext_format(&it, params, len + 1);

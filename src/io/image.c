@@ -36,7 +36,7 @@ sl_status sl_mkdirs_for(const char *path, sl_err *err) {
         return SL_OK;
     }
     *slash = 0;
-    for (char *p = buf + 1; ; p++) {
+    for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == 0) {
             char c = *p;
             *p = 0;
@@ -102,7 +102,8 @@ sl_status sl_png_write(const char *path, const uint8_t *rgb, int w, int h,
     }
     if (n_text > 0) png_set_text(png, info, chunks, n_text);
     png_write_info(png, info); /* IHDR, then the text chunks, before any IDAT */
-    for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(rgb + (size_t)y * (size_t)w * 3));
+    for (int y = 0; y < h; y++)
+        png_write_row(png, (png_const_bytep)(rgb + (size_t)y * (size_t)w * 3));
     png_write_end(png, NULL);
 done:
     if (png) png_destroy_write_struct(&png, info ? &info : NULL);
@@ -168,7 +169,8 @@ static sl_status png_read_all(const char *path, uint8_t **rgb, int *w, int *h, c
         st = sl_err_set(err, SL_ERR_OOM_HOST, "png: out of host memory for %ux%u", W, H);
         goto done;
     }
-    for (png_uint_32 y = 0; y < H; y++) rows[y] = pix + (size_t)y * W * 3;
+    for (png_uint_32 y = 0; y < H; y++)
+        rows[y] = pix + (size_t)y * W * 3;
     png_read_image(png, rows);
     png_read_end(png, end);
     if (key) {
@@ -186,7 +188,8 @@ static sl_status png_read_all(const char *path, uint8_t **rgb, int *w, int *h, c
                     break;
                 }
         }
-        if (!*value) st = sl_err_set(err, SL_ERR_NOT_FOUND, "'%s' has no '%s' text chunk", path, key);
+        if (!*value)
+            st = sl_err_set(err, SL_ERR_NOT_FOUND, "'%s' has no '%s' text chunk", path, key);
     }
     if (st == SL_OK && rgb) {
         *rgb = pix;

@@ -26,7 +26,9 @@ void sluice_engine_params_init(sluice_engine_params *p) {
     p->streaming_min_vram_mb = 512;
 }
 
-static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+    return s && *s ? strdup(s) : NULL;
+}
 
 static bool is_dir(const char *p) {
     struct stat sb;
@@ -156,7 +158,8 @@ static sl_status load_models(sluice_engine *e, sl_err *err) {
         pc->budget = SIZE_MAX;
         if ((st = sl_res_create(e->be, pc->name, &pc->res, err)) != SL_OK) return st;
     }
-    pipe_comp *te = &e->comp[SL_PIPE_TE], *dit = &e->comp[SL_PIPE_DIT], *vae = &e->comp[SL_PIPE_VAE];
+    pipe_comp *te = &e->comp[SL_PIPE_TE], *dit = &e->comp[SL_PIPE_DIT],
+              *vae = &e->comp[SL_PIPE_VAE];
     SL_INFO("loading diffusion model from '%s'", dit->path);
     if ((st = sl_zimage_load(dit->wd, dit->res, 0, &e->dit, err)) != SL_OK) return st;
     SL_INFO("loading llm from '%s'", te->path);
@@ -233,10 +236,9 @@ int sluice_engine_open(const sluice_engine_params *p_in, sluice_engine **out, ch
         goto fail;
     }
     SL_INFO("backend: %s (%s)", e->be->info.name, e->be->info.device);
-    if ((st = resolve_paths(e, p_in && p_in->tokenizer_path && *p_in->tokenizer_path
-                                   ? p_in->tokenizer_path
-                                   : NULL,
-                            &er)) != SL_OK)
+    if ((st = resolve_paths(
+             e, p_in && p_in->tokenizer_path && *p_in->tokenizer_path ? p_in->tokenizer_path : NULL,
+             &er)) != SL_OK)
         goto fail;
     e->p.tokenizer_path = e->s_tok; /* the caller's string was copied by resolve_paths */
     st = e->s_tok ? sl_tok_load_json(e->s_tok, &e->tok, &er) : sl_tok_load_builtin(&e->tok, &er);
@@ -274,7 +276,8 @@ void sluice_engine_close(sluice_engine *e) {
         sl_res_free(e->comp[c].res);
         free(e->comp[c].path);
     }
-    for (int i = 0; i < e->n_wdirs; i++) sl_wdir_free(e->wdirs[i]);
+    for (int i = 0; i < e->n_wdirs; i++)
+        sl_wdir_free(e->wdirs[i]);
     sl_tok_free(e->tok);
     if (e->ev_step) e->be->vt->event_destroy(e->be, e->ev_step);
     sl_backend_destroy(e->mb);
@@ -288,10 +291,16 @@ void sluice_engine_close(sluice_engine *e) {
     free(e);
 }
 
-const char *sluice_engine_backend(const sluice_engine *e) { return e->be->info.name; }
-const char *sluice_engine_device(const sluice_engine *e) { return e->be->info.device; }
+const char *sluice_engine_backend(const sluice_engine *e) {
+    return e->be->info.name;
+}
+const char *sluice_engine_device(const sluice_engine *e) {
+    return e->be->info.device;
+}
 
-void sluice_last_timings(const sluice_engine *e, sluice_timings *out) { *out = e->timings; }
+void sluice_last_timings(const sluice_engine *e, sluice_timings *out) {
+    *out = e->timings;
+}
 
 typedef struct log_fwd {
     sluice_log_fn fn;

@@ -19,23 +19,23 @@
 
 /* One component: its weights, its residency engine, and how it sits on the device. */
 typedef struct pipe_comp {
-    const char *name;  /* "text encoder", "diffusion model", "VAE" */
-    char *path;        /* the path its weights came from (messages) */
-    sl_wdir *wd;       /* borrowed from engine->wdirs */
-    sl_res *res;       /* owned */
-    int held_unit;     /* unit acquired for the whole pass (planned resident), -1 if none */
-    size_t budget;     /* budget of the current plan (SIZE_MAX: whole) while loaded */
-    int max_streamed;  /* the most units any plan streamed (tests, logs) */
+    const char *name; /* "text encoder", "diffusion model", "VAE" */
+    char *path;       /* the path its weights came from (messages) */
+    sl_wdir *wd;      /* borrowed from engine->wdirs */
+    sl_res *res;      /* owned */
+    int held_unit;    /* unit acquired for the whole pass (planned resident), -1 if none */
+    size_t budget;    /* budget of the current plan (SIZE_MAX: whole) while loaded */
+    int max_streamed; /* the most units any plan streamed (tests, logs) */
 } pipe_comp;
 
 struct sluice_engine {
     sluice_engine_params p; /* strings point at the owned copies below */
     char *s_model, *s_dit, *s_vae, *s_llm, *s_tok, *s_backend;
-    sl_backend *be;         /* compute backend */
-    sl_backend *mb;         /* measuring backend standing in for be (dry runs) */
-    sl_event *ev_step;      /* recorded on the compute queue after each pass (progress timing) */
-    bool device;            /* be has its own memory: budgets and transitions are real */
-    double link_gbps;       /* measured host→device bandwidth (0: unknown) */
+    sl_backend *be;    /* compute backend */
+    sl_backend *mb;    /* measuring backend standing in for be (dry runs) */
+    sl_event *ev_step; /* recorded on the compute queue after each pass (progress timing) */
+    bool device;       /* be has its own memory: budgets and transitions are real */
+    double link_gbps;  /* measured host→device bandwidth (0: unknown) */
     sl_tok *tok;
     sl_wdir *wdirs[SL_PIPE_NCOMP]; /* distinct opened directories (a single file serves several) */
     int n_wdirs;
@@ -54,7 +54,7 @@ struct sluice_engine {
  * min(free + ours − streaming_min_vram, max_vram). SIZE_MAX on host backends. */
 size_t sl_pipe_usable(sluice_engine *e);
 /* The planner's view of a component (units in pass order, bytes, costs, held units). */
-void sl_pipe_view_get(sluice_engine *e, int c, sl_pipe_view *v);
+sl_status sl_pipe_view_get(sluice_engine *e, int c, sl_pipe_view *v, sl_err *err);
 void sl_pipe_view_free(sl_pipe_view *v);
 /* Put component c on the device for its stage under the policy (parking idle components when the
  * room is needed, streaming when allowed) and allocate the stage's arena of *arena bytes. For

@@ -39,7 +39,8 @@ void sluice_gen_params_init(sluice_gen_params *p) {
 
 void sluice_images_free(sluice_image *images, int n) {
     if (!images) return;
-    for (int i = 0; i < n; i++) free(images[i].data);
+    for (int i = 0; i < n; i++)
+        free(images[i].data);
     free(images);
 }
 
@@ -75,20 +76,24 @@ static void dit_io_make(sl_ctx *ctx, const sl_zimage_config *c, int Hl, int Wl, 
     }
 }
 
-static size_t aligned(size_t b) { return SL_ALIGN_UP(b, (size_t)SL_ARENA_ALIGN); }
+static size_t aligned(size_t b) {
+    return SL_ALIGN_UP(b, (size_t)SL_ARENA_ALIGN);
+}
 
 /* Activation arenas of the three stages. */
 static sl_status stage_arenas(sluice_engine *e, int Hl, int Wl, const int *lc, int n_caps,
                               size_t arena[SL_PIPE_NCOMP], sl_err *err) {
     sl_dtype act = e->be->info.act_dtype;
     int lmax = lc[0];
-    for (int b = 1; b < n_caps; b++) lmax = SL_MAX(lmax, lc[b]);
+    for (int b = 1; b < n_caps; b++)
+        lmax = SL_MAX(lmax, lc[b]);
     const sl_zimage_config *zc = &e->dit->cfg;
     if (e->p.vram_estimation_formula) {
         arena[SL_PIPE_TE] = sl_qwen3_arena_bytes(&e->te->cfg, lmax, act);
         size_t io = aligned((size_t)zc->in_ch * Hl * Wl * 4);
         for (int b = 0; b < n_caps; b++)
-            io += aligned((size_t)lc[b] * zc->cap_dim * 4) + aligned((size_t)zc->in_ch * Hl * Wl * 4);
+            io +=
+                aligned((size_t)lc[b] * zc->cap_dim * 4) + aligned((size_t)zc->in_ch * Hl * Wl * 4);
         arena[SL_PIPE_DIT] = io + sl_zimage_arena_bytes(zc, act, Hl, Wl, lc, n_caps);
         arena[SL_PIPE_VAE] = sl_fluxvae_decode_arena_bytes(&e->vae->cfg, Hl, Wl, act);
         return SL_OK;
@@ -120,7 +125,8 @@ static sl_status stage_arenas(sluice_engine *e, int Hl, int Wl, const int *lc, i
     int f8 = 1 << (e->vae->cfg.n_levels - 1);
     sl_ctx_init(&ctx, e->mb, NULL, 0);
     sl_tensor lt = sl_new3(&ctx, SL_DTYPE_F32, e->vae->cfg.z_ch, Hl, Wl);
-    sl_tensor im = sl_new3(&ctx, SL_DTYPE_F32, e->vae->cfg.in_ch, (int64_t)Hl * f8, (int64_t)Wl * f8);
+    sl_tensor im =
+        sl_new3(&ctx, SL_DTYPE_F32, e->vae->cfg.in_ch, (int64_t)Hl * f8, (int64_t)Wl * f8);
     if ((st = sl_fluxvae_decode(e->vae, &ctx, &lt, &im, err)) != SL_OK) return st;
     arena[SL_PIPE_VAE] = aligned(ctx.peak);
     return SL_OK;
@@ -132,10 +138,13 @@ sl_status sl_pipe_job_make(sluice_engine *e, int width, int height, const int *l
     int Hl = height / 8, Wl = width / 8;
     /* the planner's per-pass costs for this shape (refined by measurement after a pass) */
     int lmax = lc[0];
-    for (int b = 1; b < n_caps; b++) lmax = SL_MAX(lmax, lc[b]);
+    for (int b = 1; b < n_caps; b++)
+        lmax = SL_MAX(lmax, lc[b]);
     sl_zimage_set_costs(e->dit, e->comp[SL_PIPE_DIT].res, Hl, Wl, lmax, n_caps, 0);
-    for (int c = 0; c < SL_PIPE_NCOMP; c++) sl_pipe_view_get(e, c, &job->view[c]);
-    sl_status st = stage_arenas(e, Hl, Wl, lc, n_caps, job->arena, err);
+    sl_status st = SL_OK;
+    for (int c = 0; c < SL_PIPE_NCOMP && st == SL_OK; c++)
+        st = sl_pipe_view_get(e, c, &job->view[c], err);
+    if (st == SL_OK) st = stage_arenas(e, Hl, Wl, lc, n_caps, job->arena, err);
     if (st != SL_OK) {
         sl_pipe_job_free(job);
         return st;
@@ -160,13 +169,13 @@ typedef struct request {
     sluice_progress_fn progress;
     void *user;
     int steps, n_images, n_caps;
-    float w;               /* CFG guidance w = cfg_scale − 1 (diffusers convention) */
-    float *sigmas;         /* steps + 1 */
+    float w;       /* CFG guidance w = cfg_scale − 1 (diffusers convention) */
+    float *sigmas; /* steps + 1 */
     int64_t seed;
     int32_t *ids[2];
     int lc[2];
-    float *cap[2];         /* host caption features [lc, Cc] */
-    float **latents;       /* per image, host [C, Hl, Wl] */
+    float *cap[2];   /* host caption features [lc, Cc] */
+    float **latents; /* per image, host [C, Hl, Wl] */
     sl_pipe_policy pol;
     sl_pipe_job job;
     bool have_job;
@@ -176,12 +185,17 @@ typedef struct request {
 static sl_status call_progress(request *rq, const char *stage, int step, int steps, double t0,
                                int image, sl_err *err) {
     if (!rq->progress) return SL_OK;
-    sluice_progress pr = {.stage = stage, .step = step, .steps = steps,
-                          .stage_elapsed_s = now_s() - t0, .image = image,
-                          .n_images = rq->n_images, .seed = rq->seed + image};
+    sluice_progress pr = {.stage = stage,
+                          .step = step,
+                          .steps = steps,
+                          .stage_elapsed_s = now_s() - t0,
+                          .image = image,
+                          .n_images = rq->n_images,
+                          .seed = rq->seed + image};
     if (rq->progress(rq->user, &pr))
-        return sl_err_set(err, SL_ERR_CANCELLED, "cancelled by the progress callback (%s %d/%d, "
-                                                 "image %d/%d)",
+        return sl_err_set(err, SL_ERR_CANCELLED,
+                          "cancelled by the progress callback (%s %d/%d, "
+                          "image %d/%d)",
                           stage, step, steps, image + 1, rq->n_images);
     return SL_OK;
 }
@@ -198,8 +212,7 @@ static sl_status stage_condition(request *rq, sl_err *err) {
     size_t arena;
     int tile;
     void *mem = NULL;
-    sl_status st =
-        sl_pipe_stage_enter(e, &rq->pol, SL_PIPE_TE, &rq->job, &arena, &tile, &mem, err);
+    sl_status st = sl_pipe_stage_enter(e, &rq->pol, SL_PIPE_TE, &rq->job, &arena, &tile, &mem, err);
     if (st != SL_OK) return st;
     double t0 = now_s();
     sl_ctx ctx;
@@ -230,7 +243,8 @@ static sl_status sample_one(request *rq, sl_ctx *ctx, dit_io *io, int img, sl_er
     float *x = rq->latents[img];
     sl_pipe_noise(rq->seed + img, x, n);
     sl_upload(ctx, &io->x, x);
-    for (int b = 0; b < rq->n_caps; b++) sl_upload(ctx, &io->caps[b], rq->cap[b]);
+    for (int b = 0; b < rq->n_caps; b++)
+        sl_upload(ctx, &io->caps[b], rq->cap[b]);
     SL_INFO("generating image: %d/%d - seed %lld", img + 1, rq->n_images,
             (long long)(rq->seed + img));
     const sl_tensor *cp[2] = {&io->caps[0], &io->caps[1]};
@@ -241,8 +255,8 @@ static sl_status sample_one(request *rq, sl_ctx *ctx, dit_io *io, int img, sl_er
         float s0 = rq->sigmas[i], s1 = rq->sigmas[i + 1];
         bool cfg = rq->n_caps == 2 && sl_sampler_cfg_active(rq->w, 1.0f, s0);
         float t = sl_sampler_zimage_time(s0);
-        st = sl_zimage_forward(e->dit, e->comp[SL_PIPE_DIT].res, ctx, &io->x, t, cp,
-                               cfg ? 2 : 1, vp, err);
+        st = sl_zimage_forward(e->dit, e->comp[SL_PIPE_DIT].res, ctx, &io->x, t, cp, cfg ? 2 : 1,
+                               vp, err);
         if (st != SL_OK) break;
         if (cfg) sl_sampler_cfg(ctx, &io->vel[0], &io->vel[1], rq->w, 0.0f);
         sl_sampler_euler_step(ctx, &io->x, &io->vel[0], s1 - s0);
@@ -312,11 +326,12 @@ static sl_status stage_decode(request *rq, sluice_image *images, sl_err *err) {
     sl_fluxvae_tiling tl = {tile ? tile : SL_MAX(rq->Hl, rq->Wl), tile ? SL_MAX(2, tile / 4) : 0};
     for (int i = 0; i < rq->n_images && st == SL_OK; i++) {
         double ti = now_s();
-        st = sl_fluxvae_decode_host(e->vae, &ctx, rq->latents[i], rq->Hl, rq->Wl, img,
-                                    &tl, err);
+        st = sl_fluxvae_decode_host(e->vae, &ctx, rq->latents[i], rq->Hl, rq->Wl, img, &tl, err);
         if (st != SL_OK) break;
         profile_line(e, SL_PIPE_VAE);
-        images[i] = (sluice_image){.width = W, .height = H, .channels = 3,
+        images[i] = (sluice_image){.width = W,
+                                   .height = H,
+                                   .channels = 3,
                                    .data = malloc((size_t)W * (size_t)H * 3),
                                    .seed = rq->seed + i};
         if (!images[i].data) {
@@ -373,7 +388,8 @@ static void request_free(request *rq) {
         free(rq->cap[b]);
     }
     if (rq->latents)
-        for (int i = 0; i < rq->n_images; i++) free(rq->latents[i]);
+        for (int i = 0; i < rq->n_images; i++)
+            free(rq->latents[i]);
     free(rq->latents);
     free(rq->sigmas);
     if (rq->have_job) sl_pipe_job_free(&rq->job);
@@ -386,7 +402,8 @@ static sl_status validate(const sluice_gen_params *gp, sl_err *err) {
                           "(e.g. %dx%d)",
                           gp->width, gp->height, gp->width > 16 ? gp->width / 16 * 16 : 16,
                           gp->height > 16 ? gp->height / 16 * 16 : 16);
-    if (gp->steps > 10000) return sl_err_set(err, SL_ERR_INVALID_ARG, "steps %d is too many", gp->steps);
+    if (gp->steps > 10000)
+        return sl_err_set(err, SL_ERR_INVALID_ARG, "steps %d is too many", gp->steps);
     if (gp->batch_count < 1 || gp->batch_count > 100000)
         return sl_err_set(err, SL_ERR_INVALID_ARG, "batch count %d must be at least 1",
                           gp->batch_count);

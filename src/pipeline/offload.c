@@ -16,14 +16,20 @@
 
 static const char *const g_comp_name[SL_PIPE_NCOMP] = {"text encoder", "diffusion model", "VAE"};
 
-static size_t sat_sub(size_t a, size_t b) { return a > b ? a - b : 0; }
-static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
-static double gb(size_t b) { return (double)b / 1e9; }
+static size_t sat_sub(size_t a, size_t b) {
+    return a > b ? a - b : 0;
+}
+static size_t sat_add(size_t a, size_t b) {
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+static double gb(size_t b) {
+    return (double)b / 1e9;
+}
 
 /* ---- modes ---- */
 
-static const char *const g_mode_names[] = {"auto", "none", "cond_only", "cond_diffusion",
-                                           "aggressive", "layer_streaming"};
+static const char *const g_mode_names[] = {"auto",           "none",       "cond_only",
+                                           "cond_diffusion", "aggressive", "layer_streaming"};
 
 const char *sluice_offload_mode_name(sluice_offload_mode m) {
     return (unsigned)m < SL_ARRAY_LEN(g_mode_names) ? g_mode_names[m] : "?";
@@ -71,7 +77,8 @@ sl_pipe_policy sl_pipe_policy_make(sluice_offload_mode m, const sluice_engine_pa
 
 static double view_compute(const sl_pipe_view *v) {
     double s = 0;
-    for (int i = 0; i < v->n; i++) s += v->cost[i];
+    for (int i = 0; i < v->n; i++)
+        s += v->cost[i];
     return s;
 }
 
@@ -79,8 +86,12 @@ static sl_status view_plan(const sl_pipe_view *v, size_t budget, int prefetch, d
                            sl_plan_out *out, sl_err *err) {
     bool small[64], *res = v->n <= 64 ? small : malloc((size_t)v->n * sizeof *res);
     if (!res) return sl_err_set(err, SL_ERR_OOM_HOST, "out of host memory planning");
-    sl_plan_in in = {.n = v->n, .bytes = v->bytes, .cost = v->cost, .link_gbps = gbps,
-                     .budget = budget, .prefetch = prefetch < 1 ? 1 : prefetch,
+    sl_plan_in in = {.n = v->n,
+                     .bytes = v->bytes,
+                     .cost = v->cost,
+                     .link_gbps = gbps,
+                     .budget = budget,
+                     .prefetch = prefetch < 1 ? 1 : prefetch,
                      .must_resident = v->must};
     sl_status st = sl_plan_make(&in, res, out, err);
     if (res != small) free(res);
@@ -102,7 +113,8 @@ size_t sl_pipe_view_min_budget(const sl_pipe_view *v, int prefetch, double gbps)
 }
 
 void sl_pipe_job_free(sl_pipe_job *job) {
-    for (int c = 0; c < SL_PIPE_NCOMP; c++) sl_pipe_view_free(&job->view[c]);
+    for (int c = 0; c < SL_PIPE_NCOMP; c++)
+        sl_pipe_view_free(&job->view[c]);
 }
 
 void sl_pipe_view_free(sl_pipe_view *v) {
@@ -178,15 +190,14 @@ static sl_status decide_tiles(const sl_pipe_policy *pol, const sl_pipe_job *job,
     }
     sl_fluxvae_tiling tl;
     sl_err e2 = {0};
-    if (wdev >= room ||
-        sl_fluxvae_choose_tiling(&job->vae_cfg, job->act, room - wdev, job->lat_h, job->lat_w,
-                                 &tl, &e2) != SL_OK)
-        return sl_err_set(err, SL_ERR_OOM_DEVICE,
-                          "not enough device memory for the VAE decode: %.3f GB of weights and "
-                          "%.3f GB of activations (even tiled) do not fit the %.3f GB usable "
-                          "(free VRAM, lower the resolution or --streaming-min-vram)",
-                          gb(wdev), gb(sl_fluxvae_decode_arena_bytes(&job->vae_cfg, 8, 8, job->act)),
-                          gb(room));
+    if (wdev >= room || sl_fluxvae_choose_tiling(&job->vae_cfg, job->act, room - wdev, job->lat_h,
+                                                 job->lat_w, &tl, &e2) != SL_OK)
+        return sl_err_set(
+            err, SL_ERR_OOM_DEVICE,
+            "not enough device memory for the VAE decode: %.3f GB of weights and "
+            "%.3f GB of activations (even tiled) do not fit the %.3f GB usable "
+            "(free VRAM, lower the resolution or --streaming-min-vram)",
+            gb(wdev), gb(sl_fluxvae_decode_arena_bytes(&job->vae_cfg, 8, 8, job->act)), gb(room));
     d->tile = tl.tile;
     d->overlap = tl.overlap;
     d->arena = sl_fluxvae_decode_arena_bytes(&job->vae_cfg, SL_MIN(tl.tile, job->lat_h),
@@ -317,8 +328,8 @@ static void reload_set(const sl_pipe_state *st, const sl_pipe_policy *pol, const
     }
 }
 
-void sl_pipe_state_request_end(sl_pipe_state *st, const sl_pipe_policy *pol,
-                               const sl_pipe_job *job, size_t usable) {
+void sl_pipe_state_request_end(sl_pipe_state *st, const sl_pipe_policy *pol, const sl_pipe_job *job,
+                               size_t usable) {
     bool rl[SL_PIPE_NCOMP];
     reload_set(st, pol, job, usable, rl);
     for (int x = 0; x < SL_PIPE_NCOMP; x++)
@@ -458,8 +469,10 @@ size_t sl_pipe_usable(sluice_engine *e) {
     e->be->vt->mem_info(e->be, &fr, &tot);
     size_t ours = 0;
     for (int c = 0; c < SL_PIPE_NCOMP; c++)
-        if (sl_res_is_loaded(e->comp[c].res)) ours = sat_add(ours, sl_res_plan_bytes(e->comp[c].res));
-    size_t reserve = (size_t)(e->p.streaming_min_vram_mb > 0 ? e->p.streaming_min_vram_mb : 0) << 20;
+        if (sl_res_is_loaded(e->comp[c].res))
+            ours = sat_add(ours, sl_res_plan_bytes(e->comp[c].res));
+    size_t reserve = (size_t)(e->p.streaming_min_vram_mb > 0 ? e->p.streaming_min_vram_mb : 0)
+                     << 20;
     size_t u = sat_sub(sat_add(fr, ours), reserve);
     if (e->p.max_vram_gb > 0) {
         double cap = e->p.max_vram_gb * 1073741824.0;
@@ -477,7 +490,7 @@ static void state_get(sluice_engine *e, sl_pipe_state *st) {
     }
 }
 
-void sl_pipe_view_get(sluice_engine *e, int c, sl_pipe_view *v) {
+sl_status sl_pipe_view_get(sluice_engine *e, int c, sl_pipe_view *v, sl_err *err) {
     const sl_res *r = e->comp[c].res;
     int n = sl_res_unit_count(r);
     memset(v, 0, sizeof *v);
@@ -486,7 +499,10 @@ void sl_pipe_view_get(sluice_engine *e, int c, sl_pipe_view *v) {
     v->bytes = calloc(k, sizeof *v->bytes);
     v->cost = calloc(k, sizeof *v->cost);
     v->must = calloc(k, sizeof *v->must);
-    SL_ASSERT(v->bytes && v->cost && v->must);
+    if (!v->bytes || !v->cost || !v->must) {
+        sl_pipe_view_free(v);
+        return sl_err_set(err, SL_ERR_OOM_HOST, "out of host memory planning");
+    }
     /* declaration order is the pass order of all three models */
     for (int i = 0; i < n; i++) {
         v->bytes[i] = sl_res_unit_bytes(r, i);
@@ -494,9 +510,12 @@ void sl_pipe_view_get(sluice_engine *e, int c, sl_pipe_view *v) {
         v->must[i] = i == e->comp[c].held_unit;
         v->whole += v->bytes[i];
     }
+    return SL_OK;
 }
 
-int sl_pipe_streamed_units(const sluice_engine *e, int c) { return e->comp[c].max_streamed; }
+int sl_pipe_streamed_units(const sluice_engine *e, int c) {
+    return e->comp[c].max_streamed;
+}
 
 void sl_pipe_park_all(sluice_engine *e) {
     for (int c = 0; c < SL_PIPE_NCOMP; c++) {
@@ -510,8 +529,8 @@ void sl_pipe_park_all(sluice_engine *e) {
 
 static sl_status load_comp(sluice_engine *e, int x, size_t budget, sl_err *err) {
     pipe_comp *pc = &e->comp[x];
-    sl_res_plan_opts o = {.budget = budget, .prefetch = e->p.streaming_prefetch,
-                          .link_gbps = e->link_gbps};
+    sl_res_plan_opts o = {
+        .budget = budget, .prefetch = e->p.streaming_prefetch, .link_gbps = e->link_gbps};
     sl_status st = sl_res_plan(pc->res, &o, err);
     if (st == SL_OK) st = sl_res_load_device(pc->res, err);
     if (st != SL_OK) {
@@ -527,8 +546,8 @@ static sl_status load_comp(sluice_engine *e, int x, size_t budget, sl_err *err) 
            "(budget %s%.3f GB), predicted %.1f ms/pass",
            pc->name, pi.n_resident, pi.n_streamed, gb(pi.device_bytes),
            pi.n_streamed ? ", slots " : "", pi.n_streamed ? "ring" : "",
-           budget == SIZE_MAX ? "whole, " : "", budget == SIZE_MAX ? gb(pi.device_bytes) : gb(budget),
-           pi.predicted_ms);
+           budget == SIZE_MAX ? "whole, " : "",
+           budget == SIZE_MAX ? gb(pi.device_bytes) : gb(budget), pi.predicted_ms);
     return SL_OK;
 }
 
@@ -545,14 +564,12 @@ sl_status sl_pipe_stage_enter(sluice_engine *e, const sl_pipe_policy *pol, int c
     sl_status s = sl_pipe_decide(pol, job, usable, &st, c, &d, err);
     if (s != SL_OK) return s;
     static const char *const stage[] = {"conditioning", "sampling", "VAE decode"};
-    sl_log(olog(e), "offload: before %s (mode %s): %.3f GB usable, activations %.3f GB%s",
-           stage[c], sluice_offload_mode_name(pol->mode),
-           usable == SIZE_MAX ? INFINITY : gb(usable), gb(d.arena),
-           d.tile ? " (tiled decode)" : "");
+    sl_log(olog(e), "offload: before %s (mode %s): %.3f GB usable, activations %.3f GB%s", stage[c],
+           sluice_offload_mode_name(pol->mode), usable == SIZE_MAX ? INFINITY : gb(usable),
+           gb(d.arena), d.tile ? " (tiled decode)" : "");
     for (int x = 0; x < SL_PIPE_NCOMP; x++)
         if (d.park[x]) {
-            sl_log(olog(e), "offload: park %s (room for the %s)", e->comp[x].name,
-                   e->comp[c].name);
+            sl_log(olog(e), "offload: park %s (room for the %s)", e->comp[x].name, e->comp[c].name);
             sl_res_park(e->comp[x].res);
             e->comp[x].budget = SIZE_MAX;
         }
@@ -578,8 +595,7 @@ sl_status sl_pipe_stage_enter(sluice_engine *e, const sl_pipe_policy *pol, int c
         sl_err e2 = {0};
         if ((s = e->be->vt->alloc(e->be, d.arena, arena_mem, &e2)) != SL_OK) {
             *arena_mem = NULL;
-            return sl_err_set(err, s,
-                              "cannot allocate the %s's activation arena of %.3f GB: %s",
+            return sl_err_set(err, s, "cannot allocate the %s's activation arena of %.3f GB: %s",
                               e->comp[c].name, gb(d.arena), e2.msg);
         }
     }
@@ -604,7 +620,8 @@ void sl_pipe_request_end(sluice_engine *e, const sl_pipe_policy *pol) {
     state_get(e, &st);
     bool rl[SL_PIPE_NCOMP];
     sl_pipe_job job = {0};
-    for (int c = 0; c < SL_PIPE_NCOMP; c++) job.view[c].whole = sl_res_total_bytes(e->comp[c].res);
+    for (int c = 0; c < SL_PIPE_NCOMP; c++)
+        job.view[c].whole = sl_res_total_bytes(e->comp[c].res);
     reload_set(&st, pol, &job, sl_pipe_usable(e), rl);
     double t0 = now_s();
     bool any = false;

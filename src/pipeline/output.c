@@ -25,7 +25,8 @@ static int find_index(const char *s, int *width, int *len) {
         if (s[j] == '0') {
             j++;
             int k = 0;
-            while (isdigit((unsigned char)s[j]) && k < 3) wd = wd * 10 + (s[j++] - '0'), k++;
+            while (isdigit((unsigned char)s[j]) && k < 3)
+                wd = wd * 10 + (s[j++] - '0'), k++;
             if (k == 0) continue;
         }
         if (s[j] == 'd') {
@@ -116,13 +117,27 @@ static void sb_json_str(sbuf *b, const char *s) {
     sb_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
         switch (*p) {
-        case '"': sb_printf(b, "\\\""); break;
-        case '\\': sb_printf(b, "\\\\"); break;
-        case '\n': sb_printf(b, "\\n"); break;
-        case '\r': sb_printf(b, "\\r"); break;
-        case '\t': sb_printf(b, "\\t"); break;
-        case '\b': sb_printf(b, "\\b"); break;
-        case '\f': sb_printf(b, "\\f"); break;
+        case '"':
+            sb_printf(b, "\\\"");
+            break;
+        case '\\':
+            sb_printf(b, "\\\\");
+            break;
+        case '\n':
+            sb_printf(b, "\\n");
+            break;
+        case '\r':
+            sb_printf(b, "\\r");
+            break;
+        case '\t':
+            sb_printf(b, "\\t");
+            break;
+        case '\b':
+            sb_printf(b, "\\b");
+            break;
+        case '\f':
+            sb_printf(b, "\\f");
+            break;
         default:
             if (*p < 0x20)
                 sb_printf(b, "\\u%04x", *p);
@@ -156,7 +171,9 @@ static const char *basename_of(const char *p) {
 }
 
 /* C++ std::to_string(float): fixed, 6 decimals; inf/nan spelled as printf does. */
-static void sb_f6(sbuf *b, double v) { sb_printf(b, "%f", v); }
+static void sb_f6(sbuf *b, double v) {
+    sb_printf(b, "%f", v);
+}
 
 size_t sl_pipe_infotext_format(const sl_pipe_infotext *in, char *buf, size_t n) {
     sbuf b = {buf, n, 0};
@@ -170,11 +187,13 @@ size_t sl_pipe_infotext_format(const sl_pipe_infotext *in, char *buf, size_t n) 
     sb_f6(&b, in->guidance);
     sb_printf(&b, ", Eta: ");
     sb_f6(&b, in->eta_set ? in->eta : INFINITY);
-    sb_printf(&b, ", Seed: %lld, Size: %dx%d, Model: %s, RNG: %s, Sampler: %s %s", (long long)in->seed,
-              in->width, in->height, in->model_path ? basename_of(in->model_path) : "",
-              in->rng ? in->rng : "philox", in->sampler, in->scheduler);
+    sb_printf(&b, ", Seed: %lld, Size: %dx%d, Model: %s, RNG: %s, Sampler: %s %s",
+              (long long)in->seed, in->width, in->height,
+              in->model_path ? basename_of(in->model_path) : "", in->rng ? in->rng : "philox",
+              in->sampler, in->scheduler);
     if (in->llm_path) sb_printf(&b, ", TE: %s", basename_of(in->llm_path));
-    if (in->diffusion_model_path) sb_printf(&b, ", Unet: %s", basename_of(in->diffusion_model_path));
+    if (in->diffusion_model_path)
+        sb_printf(&b, ", Unet: %s", basename_of(in->diffusion_model_path));
     if (in->vae_path) sb_printf(&b, ", VAE: %s", basename_of(in->vae_path));
     sb_printf(&b, ", Version: stable-diffusion.cpp, SDCPP: ");
 
@@ -183,7 +202,8 @@ size_t sl_pipe_infotext_format(const sl_pipe_infotext *in, char *buf, size_t n) 
     sb_json_num(&b, 0.9f);
     sb_printf(&b, ",\"generator\":{\"commit\":\"\",\"name\":\"sluice\",\"version\":");
     sb_json_str(&b, in->version ? in->version : SLUICE_VERSION);
-    sb_printf(&b, "},\"height\":%d,\"increase_ref_index\":false,\"ip_adapter_strength\":", in->height);
+    sb_printf(&b,
+              "},\"height\":%d,\"increase_ref_index\":false,\"ip_adapter_strength\":", in->height);
     sb_json_num(&b, 1.0);
     sb_printf(&b, ",\"mode\":\"img_gen\",\"models\":{");
     const char *mk[4] = {"diffusion_model", "llm", "model", "vae"};
@@ -221,8 +241,9 @@ size_t sl_pipe_infotext_format(const sl_pipe_infotext *in, char *buf, size_t n) 
     sb_json_str(&b, in->sampler);
     sb_printf(&b, ",\"scheduler\":");
     sb_json_str(&b, in->scheduler);
-    sb_printf(&b, ",\"shifted_timestep\":0,\"steps\":%d},\"schema\":\"sdcpp.image.params/v1\","
-                  "\"seed\":%lld,\"strength\":",
+    sb_printf(&b,
+              ",\"shifted_timestep\":0,\"steps\":%d},\"schema\":\"sdcpp.image.params/v1\","
+              "\"seed\":%lld,\"strength\":",
               in->steps, (long long)in->seed);
     sb_json_num(&b, 0.75f);
     sb_printf(&b, ",\"width\":%d}", in->width);

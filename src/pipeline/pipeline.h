@@ -35,11 +35,11 @@ enum { SL_PIPE_TE = 0, SL_PIPE_DIT = 1, SL_PIPE_VAE = 2, SL_PIPE_NCOMP = 3 };
 /* ---- policies ---- */
 
 typedef struct sl_pipe_policy {
-    sluice_offload_mode mode;         /* never AUTO */
-    bool park_after[SL_PIPE_NCOMP];   /* park the component right after its stage */
-    bool reload[SL_PIPE_NCOMP];       /* load it back at the end of a request when parked */
-    bool stream;                      /* components may be planned below their size */
-    bool pin_all;                     /* `none`: load everything at conditioning, never evict */
+    sluice_offload_mode mode;       /* never AUTO */
+    bool park_after[SL_PIPE_NCOMP]; /* park the component right after its stage */
+    bool reload[SL_PIPE_NCOMP];     /* load it back at the end of a request when parked */
+    bool stream;                    /* components may be planned below their size */
+    bool pin_all;                   /* `none`: load everything at conditioning, never evict */
 } sl_pipe_policy;
 
 /* The mode's table (include/sluice.h) with the engine params' overrides applied (-1: default). */
@@ -50,10 +50,10 @@ sl_pipe_policy sl_pipe_policy_make(sluice_offload_mode m, const sluice_engine_pa
 /* The planner's view of one component: units in pass order. */
 typedef struct sl_pipe_view {
     int n;
-    size_t *bytes;  /* [n] packed unit bytes */
-    double *cost;   /* [n] compute seconds per pass (measured when available) */
-    bool *must;     /* [n] units held across a pass: planned resident */
-    size_t whole;   /* Σ bytes: the device bytes of the whole component */
+    size_t *bytes; /* [n] packed unit bytes */
+    double *cost;  /* [n] compute seconds per pass (measured when available) */
+    bool *must;    /* [n] units held across a pass: planned resident */
+    size_t whole;  /* Σ bytes: the device bytes of the whole component */
 } sl_pipe_view;
 
 typedef struct sl_pipe_job {
@@ -62,9 +62,9 @@ typedef struct sl_pipe_job {
     int passes[SL_PIPE_NCOMP];   /* passes of each stage in one request */
     int lat_h, lat_w;            /* latent size (VAE tiling) */
     sl_fluxvae_cfg vae_cfg;
-    sl_dtype act;                /* activation dtype of the backend */
+    sl_dtype act; /* activation dtype of the backend */
     int prefetch;
-    double link_gbps;            /* <= 0: the planner's default */
+    double link_gbps; /* <= 0: the planner's default */
 } sl_pipe_job;
 
 /* What sits on the device. */
@@ -94,15 +94,15 @@ void sl_pipe_state_apply(sl_pipe_state *st, int c, const sl_pipe_decision *d,
                          const sl_pipe_job *job);
 /* Apply the end of stage c / of a request to a state. */
 void sl_pipe_state_stage_exit(sl_pipe_state *st, const sl_pipe_policy *pol, int c);
-void sl_pipe_state_request_end(sl_pipe_state *st, const sl_pipe_policy *pol,
-                               const sl_pipe_job *job, size_t usable);
+void sl_pipe_state_request_end(sl_pipe_state *st, const sl_pipe_policy *pol, const sl_pipe_job *job,
+                               size_t usable);
 
 /* One request simulated from state *st (updated): its feasibility and predicted time. */
 typedef struct sl_pipe_sim {
-    sl_status status;     /* SL_OK, or why the request cannot run */
-    double time_s;        /* compute (per pass predictions) + transfers */
-    double transfer_s;    /* components loaded / bytes / link */
-    size_t load_bytes;    /* bytes uploaded at transitions */
+    sl_status status;  /* SL_OK, or why the request cannot run */
+    double time_s;     /* compute (per pass predictions) + transfers */
+    double transfer_s; /* components loaded / bytes / link */
+    size_t load_bytes; /* bytes uploaded at transitions */
     bool vae_tiled;
 } sl_pipe_sim;
 void sl_pipe_simulate(const sl_pipe_policy *pol, const sl_pipe_job *job, size_t usable,
@@ -163,7 +163,7 @@ typedef struct sl_pipe_infotext {
     float eta;
     int64_t seed;
     int width, height;
-    const char *model_path;          /* -m (basename written), may be NULL */
+    const char *model_path; /* -m (basename written), may be NULL */
     const char *llm_path, *diffusion_model_path, *vae_path;
     const char *rng;                 /* "philox" */
     const char *sampler, *scheduler; /* ids */
