@@ -44,8 +44,14 @@ section_build() {
 }
 
 section_info() {
-  { nvidia-smi; nvcc --version; python3 -c 'import torch; print("torch", torch.__version__)'; } \
-    >"$OUT/info.txt" 2>&1
+  { nvidia-smi; nvcc --version; python3 -c 'import torch; print("torch", torch.__version__)'
+    # instruction mix of the flash-attention kernels (HMMA = tensor cores, LDSM = ldmatrix,
+    # LDGSTS = cp.async, LDL/STL = local memory) and the compiler's register report
+    cuobjdump -sass "$BUILD/src/backend/cuda/attention.cu.o" 2>/dev/null |
+      awk '/Function : /{fn=$3} /HMMA|LDSM|LDGSTS|LDL|STL|MUFU.EX2/{split($2,a,"."); c[fn" "a[1]]++}
+           END{for (k in c) print "sass", k, c[k]}' | sort
+    cuobjdump -res-usage "$BUILD/src/backend/cuda/attention.cu.o" 2>/dev/null | grep -A1 flash
+  } >"$OUT/info.txt" 2>&1
   note "info: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 }
 

@@ -178,17 +178,17 @@ __global__ void k_repeat_rows(T *__restrict__ y, const void *x, int xt, int64_t 
 struct ts_args {
     float t[TS_MAX];
 };
-/* y [n, dim] f32; row i: [cos(arg_k) …, sin(arg_k) …] (or sin first), arg_k = t_i·t_scale·freq_k,
- * freq_k = exp(−ln(max_period)·k/half). Evaluated in the order the CPU reference uses. */
-__global__ void k_timestep(float *y, ts_args a, int n, int dim, float t_scale, float max_period,
+/* y [n, dim] f32; row i: [cos(arg_k) …, sin(arg_k) …] (or sin first), arg_k = (t_i·t_scale)·freq_k,
+ * freq_k = exp(nl·k/half) with nl = −ln(max_period) rounded from double on the host: the CPU
+ * reference's order. GPU expf/cosf differ from glibc's by an ulp or two (≈6e-5 at |arg| ≈ 1000). */
+__global__ void k_timestep(float *y, ts_args a, int n, int dim, float t_scale, float nl,
                            int cos_first) {
     const int half = dim / 2;
     const int64_t total = (int64_t)n * half;
-    const float lnp = logf(max_period);
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
          i += (int64_t)gridDim.x * blockDim.x) {
         int r = (int)(i / half), k = (int)(i - (int64_t)r * half);
-        float freq = expf(-lnp * (float)k / (float)half);
+        float freq = expf(nl * (float)k / (float)half);
         float arg = a.t[r] * t_scale * freq;
         float cv = cosf(arg), sv = sinf(arg);
         float *row = y + (int64_t)r * dim;
@@ -353,7 +353,8 @@ extern "C" sl_status slc_op_timestep_embed(sl_backend *be, sl_tensor *y, const f
         int64_t total = (int64_t)m * (dim / 2);
         if (!total) continue;
         k_timestep<<<slc_blocks(total, THREADS, grid_cap(be)), THREADS, 0, slc_stream(be)>>>(
-            (float *)y->data + (int64_t)r0 * dim, a, m, dim, t_scale, max_period, cos_first);
+            (float *)y->data + (int64_t)r0 * dim, a, m, dim, t_scale, (float)-log((double)max_period),
+            cos_first);
         SLC_LAUNCHED(be);
     }
     return SL_OK;

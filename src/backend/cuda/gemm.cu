@@ -173,7 +173,8 @@ static sl_status gemm_tile(sl_backend *be, int64_t m, int64_t n, int64_t k, cons
     bool ran = false;
     sl_status st = lt_gemm(be, m, n, k, A, lda, B, ldb, ab, D, ldd, dt, bias, &ran);
     if (ran) return SL_OK;
-    if (st != SL_ERR_UNSUPPORTED) return st;
+    if (st == SL_ERR_OOM_DEVICE) return st;
+    /* no cuBLASLt algorithm (or it refused this layout): the classic API, bias as its own pass */
     SLC_CHECK(slc_gemm_ex(be, true, false, m, n, k, 1.0f, A, lda, B, ldb, ab, 0.0f, D, ldd, dt));
     if (bias) /* D is n rows (of the row-major view) of m columns */
         SLC_CHECK(slc_convert_2d(be, D, dt, ldd, D, dt, ldd, n, m, bias, dt));
