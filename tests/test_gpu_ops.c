@@ -410,8 +410,17 @@ static void matmul_case(sl_backend *be, int64_t M, int64_t K, int64_t N, sl_dtyp
         int64_t nan_all = 0;
         for (int64_t i = 0; i < M * N; i++) nan_all += !isfinite(out[i]);
         CHECKF(nan_all == 0, "%s: %lld non-finite outputs", what, (long long)nan_all);
-        const int64_t rows[] = {0, 1, M / 3, M / 2 + 1, M - 2, M - 1};
-        for (size_t ri = 0; ri < SL_ARRAY_LEN(rows); ri++) {
+        /* sampled rows, clamped into [0, M) and without repeats (M may be 1) */
+        const int64_t cand[] = {0, 1, M / 3, M / 2 + 1, M - 2, M - 1};
+        int64_t rows[6];
+        int nrows = 0;
+        for (size_t ci = 0; ci < SL_ARRAY_LEN(cand); ci++) {
+            int64_t m = cand[ci] < 0 ? 0 : cand[ci] >= M ? M - 1 : cand[ci];
+            bool seen = false;
+            for (int j = 0; j < nrows; j++) seen |= rows[j] == m;
+            if (!seen) rows[nrows++] = m;
+        }
+        for (int ri = 0; ri < nrows; ri++) {
             int64_t m = rows[ri];
             for (int64_t n = 0; n < N; n++) {
                 double s = bias ? bv[n] : 0.0;
