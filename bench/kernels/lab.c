@@ -22,6 +22,13 @@
 #include "core/quant.h"
 #include "core/rng.h"
 
+/* kernel variants under evaluation (bench/kernels/rows_v2.cu) */
+int lab_rows_v2_run(int mode, void *out, const void *in, const void *a, int ak, const void *b,
+                    int bk, int64_t rows, int D, float eps);
+int lab_rows_v2_time(int mode, void *const *outs, const void *const *ins, int nsets, const void *a,
+                     int ak, const void *b, int bk, int64_t rows, int D, float eps, int reps,
+                     float *median_ms);
+
 static sl_backend *g_be, *g_cpu;
 static FILE *g_tsv;
 static double g_peak_tflops = 0, g_peak_gbs = 0;
@@ -354,6 +361,7 @@ typedef struct mb_case {
     sl_tensor out[NSET];
     lt vec[3];          /* shared small vectors / tables */
     int groups;
+    int v2;             /* also time rows_v2.cu's kernel in this mode (0 rms, 1 gated); -1 none */
 } mb_case;
 
 /* Run the case's op on be with the given tensors (device or host ones). */
@@ -413,6 +421,42 @@ static void mb_run(mb_case *c, const char *op, const char *shape, double bytes) 
     cverdict(&cm, chk, sizeof chk);
     double ms = time_ms(g_be, run_mb, c, 60);
     report(op, shape, ms, 0, bytes, chk);
+    if (c->v2 >= 0) { /* the candidate kernel on the same sets, checked against the same reference */
+        const sl_tensor *x0 = &c->in[0][0].d;
+        const int64_t D = sl_tensor_ncols(x0), rows = sl_tensor_nrows(x0);
+        const int vk[2] = {c->vec[0].d.dtype == SL_DTYPE_F32 ? 1 : 2,
+                           c->vec[1].d.dtype == SL_DTYPE_F32 ? 1 : 2};
+        void *outs[NSET];
+        const void *ins[NSET];
+        for (int s = 0; s < NSET; s++) {
+            outs[s] = c->v2 == 0 ? c->out[s].data : c->in[s][0].d.data;
+            ins[s] = c->v2 == 0 ? c->in[s][0].d.data : c->in[s][1].d.data;
+        }
+        if (g_be->vt->sync(g_be) != SL_OK) fail(g_be, "sync");
+        if (c->v2 == 1) /* gated_add's residual was updated by the timed runs: restore set 0 */
+            if (g_be->vt->upload(g_be, SL_QUEUE_COMPUTE, c->in[0][0].d.data, c->in[0][0].bytes,
+                                 sl_tensor_nbytes(x0)) != SL_OK || g_be->vt->sync(g_be) != SL_OK)
+                fail(g_be, "restore");
+        int r = lab_rows_v2_run(c->v2, outs[0], ins[0], c->vec[0].d.data, vk[0], c->vec[1].d.data,
+                                vk[1], rows, (int)D, 1e-5f);
+        char op2[64];
+        snprintf(op2, sizeof op2, "%s [v2]", op);
+        if (r != 0) {
+            printf("%-26s %-30s  not run (%d)\n", op2, shape, r);
+        } else {
+            sl_tensor o0 = c->v2 == 0 ? c->out[0] : *x0;
+            float *g2 = fetch(&o0);
+            cmpr c2 = {0};
+            for (int64_t i = 0; i < n; i++) cadd(&c2, g2[i], cv[i]);
+            char chk2[32];
+            cverdict(&c2, chk2, sizeof chk2);
+            float ms2 = 0;
+            r = lab_rows_v2_time(c->v2, outs, ins, NSET, c->vec[0].d.data, vk[0], c->vec[1].d.data,
+                                 vk[1], rows, (int)D, 1e-5f, 60, &ms2);
+            if (r == 0) report(op2, shape, ms2, 0, bytes, chk2);
+            free(g2);
+        }
+    }
     free(gv), free(cv), free(ho);
     for (int i = 0; i < c->nin; i++) free(hbuf[i]);
 }
@@ -436,7 +480,7 @@ static void mb_cases(void) {
     const sl_dtype BF = SL_DTYPE_BF16;
     const double nTD = (double)T * D;
     {
-        mb_case c = {.kind = K_RMS, .nin = 1};
+        mb_case c = {.kind = K_RMS, .nin = 1, .v2 = 0};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 100 + s, 2.0f, true);
             c.out[s] = mk_out(BF, 2, (int64_t[]){T, D});
@@ -447,7 +491,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_GATED, .nin = 2};
+        mb_case c = {.kind = K_GATED, .nin = 2, .v2 = 1};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 120 + s, 2.0f, true);
             c.in[s][1] = mk(BF, 2, (int64_t[]){T, D}, 130 + s, 1.0f, true);
@@ -458,7 +502,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_LN, .nin = 1};
+        mb_case c = {.kind = K_LN, .nin = 1, .v2 = -1};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 150 + s, 2.0f, true);
             c.out[s] = mk_out(BF, 2, (int64_t[]){T, D});
@@ -468,7 +512,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_GLU, .nin = 2};
+        mb_case c = {.kind = K_GLU, .nin = 2, .v2 = -1};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, F}, 170 + s, 2.0f, true);
             c.in[s][1] = mk(BF, 2, (int64_t[]){T, F}, 180 + s, 1.0f, true);
@@ -478,7 +522,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_ADD, .nin = 2};
+        mb_case c = {.kind = K_ADD, .nin = 2, .v2 = -1};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 190 + s, 1.0f, true);
             c.in[s][1] = mk(BF, 2, (int64_t[]){T, D}, 200 + s, 1.0f, true);
@@ -488,7 +532,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_ROPE, .nin = 1};
+        mb_case c = {.kind = K_ROPE, .nin = 1, .v2 = -1};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 3, (int64_t[]){T, H, Dh}, 210 + s, 1.0f, true);
             c.out[s] = mk_out(BF, 3, (int64_t[]){T, H, Dh});
@@ -499,7 +543,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_CVT, .nin = 1};
+        mb_case c = {.kind = K_CVT, .nin = 1, .v2 = -1};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 230 + s, 1.0f, true);
             c.out[s] = mk_out(SL_DTYPE_F32, 2, (int64_t[]){T, D});
@@ -508,7 +552,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_SOFTMAX, .nin = 1};
+        mb_case c = {.kind = K_SOFTMAX, .nin = 1, .v2 = -1};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){4096, 4096}, 240 + s, 3.0f, true);
             c.out[s] = mk_out(BF, 2, (int64_t[]){4096, 4096});
@@ -519,7 +563,7 @@ static void mb_cases(void) {
     const int64_t gshapes[2][3] = {{512, 128, 128}, {128, 512, 512}};
     for (int gi = 0; gi < 2; gi++) {
         const int64_t C = gshapes[gi][0], Hh = gshapes[gi][1], W = gshapes[gi][2];
-        mb_case c = {.kind = K_GN, .nin = 1};
+        mb_case c = {.kind = K_GN, .nin = 1, .v2 = -1};
         c.groups = 32;
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 3, (int64_t[]){C, Hh, W}, 250 + s, 2.0f, true);
