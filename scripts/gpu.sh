@@ -8,6 +8,12 @@
 #   tests    SLUICE_TEST_GPU=1 build-gpu/sluice-tests gpu_  (every case's errors in the log)
 #   lab      build-gpu/kernel-lab: validate and time the kernels against the card's peaks
 #   torch    bench/ops_vs_torch.py: the same ops in PyTorch, joined with the lab's table
+#   zimage   full-size synthetic Z-Image (bf16) vs diffusers on the same file and noise: one DiT
+#            pass and the 8-step Turbo sample at 512² (tools/ref/zimage_dit.py --mode full, then
+#            the gpu_zimage_full_reference test), log in zimage.log
+#   bench    bench/gpu_bench.sh (sluice bench per dtype, whole generations, diffusers peers,
+#            the assembled table), packed into bench.tar.gz; BENCH_ARGS adds options
+#            (e.g. "--skip-peers --skip-pipeline")
 #   summary  the short table printed last (test counts, failures, the lab/torch ratio table)
 #
 # Full logs go to $OUT (or ./gpu-out): build.log tests.log lab.log lab.tsv torch.log info.txt
@@ -76,6 +82,32 @@ section_torch() {
   note "torch rc=$? ($((SECONDS - t0)) s)"
 }
 
+BENCH_WORK=${BENCH_WORK:-/tmp/sluice-bench}
+ZMODEL=$BENCH_WORK/zimage-full-official-bf16.safetensors
+
+section_zimage() {
+  local t0=$SECONDS Z=$BENCH_WORK/zfull
+  mkdir -p "$Z"
+  {
+    [ -s "$ZMODEL" ] || "$BUILD/sluice" synth --arch zimage --size full --layout official --dtype bf16 \
+      --seed 0 -o "$ZMODEL"
+    timeout 300 python3 tools/ref/zimage_dit.py --mode full --device cuda --diffusers-src "${DIFFUSERS_SRC:-}" \
+      --model "$ZMODEL" --out "$Z" &&
+    SLUICE_TEST_GPU=1 SLUICE_ZIMAGE_FULL_MODEL="$ZMODEL" SLUICE_ZIMAGE_FULL_REF="$Z/zimage_full_ref.safetensors" \
+      timeout 300 "$BUILD/sluice-tests" gpu_zimage_full_reference
+  } >"$OUT/zimage.log" 2>&1
+  note "zimage rc=$? ($((SECONDS - t0)) s): $(grep -E 'rel-L2' "$OUT/zimage.log" | tail -1)"
+}
+
+section_bench() {
+  local t0=$SECONDS
+  # shellcheck disable=SC2086
+  bash bench/gpu_bench.sh --sluice "$BUILD/sluice" --workdir "$BENCH_WORK" --out "$BENCH_WORK/results" \
+    --pack "$OUT/bench.tar.gz" ${BENCH_ARGS:-} >"$BENCH_WORK/bench.stdout" 2>&1
+  note "bench rc=$? ($((SECONDS - t0)) s)"
+  tail -n 40 "$BENCH_WORK/bench.stdout"
+}
+
 section_summary() {
   echo
   echo "==================== summary ===================="
@@ -102,7 +134,7 @@ SECTIONS=("$@")
 [ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(build info tests lab torch summary)
 for s in "${SECTIONS[@]}"; do
   if ! declare -F "section_$s" >/dev/null; then
-    echo "gpu.sh: unknown section '$s' (build info tests lab torch summary)"
+    echo "gpu.sh: unknown section '$s' (build info tests lab torch zimage bench summary)"
     exit 2
   fi
   if ! "section_$s" && [ "$s" = build ]; then
