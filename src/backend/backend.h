@@ -68,6 +68,9 @@ typedef struct sl_backend_info {
     bool can_time;          /* event_elapsed works */
     sl_dtype act_dtype;     /* activation dtype this backend runs best with (f32 on cpu, bf16 on cuda) */
     int cc;                 /* CUDA compute capability ×10 (90 for sm_90), 0 elsewhere */
+    size_t private_bytes;   /* device memory the backend holds or may grow for itself (GEMM
+                               workspace, dequant/im2col scratch) beside callers' allocations;
+                               VRAM budgets (--max-vram) subtract it */
 } sl_backend_info;
 
 typedef struct sl_backend_vt {

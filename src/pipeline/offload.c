@@ -473,9 +473,12 @@ size_t sl_pipe_usable(sluice_engine *e) {
             ours = sat_add(ours, sl_res_plan_bytes(e->comp[c].res));
     size_t reserve = (size_t)(e->p.streaming_min_vram_mb > 0 ? e->p.streaming_min_vram_mb : 0)
                      << 20;
-    size_t u = sat_sub(sat_add(fr, ours), reserve);
+    /* the backend's own workspace and grow-only scratch count against every budget */
+    size_t priv = e->be->info.private_bytes;
+    size_t u = sat_sub(sat_sub(sat_add(fr, ours), reserve), priv);
     if (e->p.max_vram_gb > 0) {
-        double cap = e->p.max_vram_gb * 1073741824.0;
+        double cap = e->p.max_vram_gb * 1073741824.0 - (double)priv;
+        if (cap < 0) cap = 0;
         if (cap < (double)u) u = (size_t)cap;
     }
     return u;

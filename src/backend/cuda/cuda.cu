@@ -424,6 +424,7 @@ extern "C" sl_status sl_backend_cuda_create(int device, sl_backend **out, sl_err
     CREATE_TRY(cudaStreamCreateWithFlags(&c->stream[1], cudaStreamNonBlocking));
     c->ws_bytes = 32u << 20; /* cuBLASLt's recommendation for Hopper */
     CREATE_TRY(cudaMalloc(&c->ws, c->ws_bytes));
+    be->info.private_bytes = c->ws_bytes + slc_scratch_bound(be);
     if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS) {
         c->blas = NULL;
         st = slc_fail(be, SL_ERR_BACKEND, "cublasCreate failed (is libcublas installed?)");
