@@ -345,6 +345,18 @@ sl_status sl_res_set_wdir(sl_res *r, const sl_wdir *d, sl_err *err) {
 }
 
 /* Read n bytes at off of fd into dst, all of them. */
+/* Pages read into the host home are dropped from the page cache so that RAM holds the weights
+ * once, not twice. SLUICE_KEEP_PAGE_CACHE=1 keeps them (repeated loads of the same files in
+ * benchmarks and tests then read from RAM instead of the disk). */
+static bool drop_page_cache(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("SLUICE_KEEP_PAGE_CACHE");
+        v = !(e && *e && strcmp(e, "0") != 0);
+    }
+    return v != 0;
+}
+
 static sl_status pread_all(int fd, uint8_t *dst, size_t n, uint64_t off, const char *path,
                            sl_err *err) {
     size_t done = 0;
@@ -397,7 +409,7 @@ static void *reader(void *arg) {
         sl_status st = SL_OK;
         if (j->file >= 0) {
             st = pread_all(c->fds[j->file], j->dst, j->n, j->off, c->paths[j->file], &e);
-            if (st == SL_OK)
+            if (st == SL_OK && drop_page_cache())
                 posix_fadvise(c->fds[j->file], (off_t)j->off, (off_t)j->n, POSIX_FADV_DONTNEED);
         } else {
             memcpy(j->dst, j->src, j->n);
@@ -637,7 +649,7 @@ static sl_status read_unit_range(sl_res *r, const res_unit *u, size_t o, size_t 
             uint64_t fo = t->file_off + (lo - t->off);
             sl_status st = pread_all(fd, dst + (lo - o), hi - lo, fo, r->files[t->file], err);
             if (st != SL_OK) return st;
-            posix_fadvise(fd, (off_t)fo, (off_t)(hi - lo), POSIX_FADV_DONTNEED);
+            if (drop_page_cache()) posix_fadvise(fd, (off_t)fo, (off_t)(hi - lo), POSIX_FADV_DONTNEED);
         } else {
             memcpy(dst + (lo - o), t->src + (lo - t->off), hi - lo);
         }
