@@ -11,6 +11,8 @@
 #   zimage   full-size synthetic Z-Image (bf16) vs diffusers on the same file and noise: one DiT
 #            pass and the 8-step Turbo sample at 512² (tools/ref/zimage_dit.py --mode full, then
 #            the gpu_zimage_full_reference test), log in zimage.log
+#   invariance  scripts/gpu_invariance.sh: full-size generations under every offload mode, budgets
+#            and prefetch depths must give byte-identical PNGs (invariance.log)
 #   bench    bench/gpu_bench.sh (sluice bench per dtype, whole generations, diffusers peers,
 #            the assembled table), packed into bench.tar.gz; BENCH_ARGS adds options
 #            (e.g. "--skip-peers --skip-pipeline")
@@ -99,6 +101,13 @@ section_zimage() {
   note "zimage rc=$? ($((SECONDS - t0)) s): $(grep -E 'rel-L2' "$OUT/zimage.log" | tail -1)"
 }
 
+section_invariance() {
+  local t0=$SECONDS
+  bash scripts/gpu_invariance.sh "$BUILD/sluice" "$BENCH_WORK" >"$OUT/invariance.log" 2>&1
+  note "invariance rc=$? ($((SECONDS - t0)) s): $(tail -n 1 "$OUT/invariance.log")"
+  cat "$OUT/invariance.log"
+}
+
 section_bench() {
   local t0=$SECONDS
   # shellcheck disable=SC2086
@@ -134,7 +143,7 @@ SECTIONS=("$@")
 [ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(build info tests lab torch summary)
 for s in "${SECTIONS[@]}"; do
   if ! declare -F "section_$s" >/dev/null; then
-    echo "gpu.sh: unknown section '$s' (build info tests lab torch zimage bench summary)"
+    echo "gpu.sh: unknown section '$s' (build info tests lab torch zimage invariance bench summary)"
     exit 2
   fi
   if ! "section_$s" && [ "$s" = build ]; then
