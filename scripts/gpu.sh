@@ -19,7 +19,8 @@
 #   summary  the short table printed last (test counts, failures, the lab/torch ratio table)
 #
 # Full logs go to $OUT (or ./gpu-out): build.log tests.log lab.log lab.tsv torch.log info.txt
-# (6 files; the device tool returns at most 8). Each section has its own time limit so one hang
+# cudnn.log (7 files; the device tool returns at most 8). cuDNN is found in PyTorch's wheels (see
+# CUDNN_DIRS below) and loaded by the backend at run time. Each section has its own time limit so one hang
 # cannot eat the call. Environment: BUILD (build-gpu), JOBS (16), TESTS (gpu_: test name filter),
 # T_TESTS / T_LAB / T_TORCH (seconds). The machine has no -dev packages: when .carry/sysroot.tar.xz
 # travelled with the call, scripts/gpu_env.sh unpacks it and the build uses SYSROOT.
@@ -34,10 +35,33 @@ T_TESTS=${T_TESTS:-240}
 T_LAB=${T_LAB:-150}
 T_TORCH=${T_TORCH:-120}
 [ -f scripts/gpu_env.sh ] && . scripts/gpu_env.sh
+# cuDNN for the attention path (loaded at run time, never linked): PyTorch's wheels carry
+# libcudnn.so.9 (nvidia-cudnn-*) and libnvrtc (which cuDNN's runtime-compiled engines open); their
+# folders go on LD_LIBRARY_PATH, which the backend's loader searches.
+CUDNN_DIRS=$(python3 - 2>/dev/null <<'PY'
+import glob, os, site, sys
+roots = []
+try:
+    roots += site.getsitepackages()
+except Exception:
+    pass
+roots += [p for p in sys.path if p.endswith("-packages")]
+dirs = []
+for r in roots:
+    for pat in ("nvidia/cudnn/lib/libcudnn.so.9", "nvidia/*/lib/libcudnn.so.9", "nvidia/*/lib/libnvrtc.so*"):
+        for f in sorted(glob.glob(os.path.join(r, pat))):
+            d = os.path.dirname(f)
+            if d not in dirs:
+                dirs.append(d)
+print(":".join(dirs))
+PY
+)
+[ -n "$CUDNN_DIRS" ] && export LD_LIBRARY_PATH="$CUDNN_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 MAKEVARS=(CUDA=1 CUDA_ARCHS=90 BUILD="$BUILD" WERROR=-Werror ${SYSROOT:+SYSROOT=$SYSROOT})
 STATUS=()
 
 note() { STATUS+=("$1"); echo "== $1"; }
+note "cuDNN folders on LD_LIBRARY_PATH: ${CUDNN_DIRS:-none found}"
 
 section_build() {
   local t0=$SECONDS
@@ -73,8 +97,14 @@ section_tests() {
 
 section_lab() {
   local t0=$SECONDS
-  timeout "$T_LAB" "$BUILD/kernel-lab" "$OUT/lab.tsv" >"$OUT/lab.log" 2>&1
+  # debug log: which cuDNN loaded, each attention plan (graph, engine) or why it was refused;
+  # cuDNN's own warnings and errors into cudnn.log
+  SLUICE_LOG=debug CUDNN_LOGLEVEL_DBG=2 CUDNN_LOGDEST_DBG="$OUT/cudnn.log" \
+    timeout "$T_LAB" "$BUILD/kernel-lab" "$OUT/lab.tsv" >"$OUT/lab.log" 2>&1
   note "lab rc=$? ($((SECONDS - t0)) s)"
+  if [ -f "$OUT/cudnn.log" ] && [ "$(stat -c %s "$OUT/cudnn.log")" -gt 8000000 ]; then
+    head -c 8000000 "$OUT/cudnn.log" >"$OUT/cudnn.log.tmp" && mv "$OUT/cudnn.log.tmp" "$OUT/cudnn.log"
+  fi
 }
 
 section_torch() {
@@ -129,6 +159,17 @@ section_summary() {
          rel=$0; sub(/.*rel_l2 /,"",rel); sub(/\/.*/,"",rel);
          if (!(key in w) || rel+0 > w[key]+0) { w[key]=rel; line[key]=$0 } }
          END { for (k in w) printf "   %-28s rel_l2 %s\n", k, w[k] }' "$OUT/tests.log" | sort | head -60
+  fi
+  if [ -f "$OUT/lab.log" ]; then
+    echo "-- cuDNN attention (lab, debug log):"
+    grep -E "cuDNN|not run" "$OUT/lab.log" | sort | uniq -c | sort -rn | head -12
+  fi
+  if [ -f "$OUT/tests.log" ]; then
+    echo "-- gpu_attention_cudnn (forced cuDNN vs the double reference and vs the portable kernel):"
+    awk '/^(PASS|FAIL|SKIP) /{ a = 0; if ($2 == "gpu_attention_cudnn") { printf "%s", buf; print; a = 1 }
+                               buf = ""; next }
+         a && /^    skip:/ { print; a = 0; next }
+         { a = 0; buf = buf $0 "\n" }' "$OUT/tests.log" | cut -c1-160 | head -40
   fi
   if [ -f "$OUT/torch.log" ] && grep -q "torch/sluice" "$OUT/torch.log"; then
     echo "-- kernels (lab vs PyTorch; torch/sluice > 1: sluice faster):"

@@ -11,8 +11,10 @@
  * 50 MB L2 does not serve repeats). Prints a table; with a path argument also writes it as TSV
  * (op, shape, ms, rate, unit, % of peak, check) for bench/ops_vs_torch.py.
  *
- * Attention runs once per kernel variant (SLUICE_CUDA_ATTN=4, 8, generic) on separate backend
- * instances sharing the device memory. */
+ * Attention runs once per path (SLUICE_CUDA_ATTN=cudnn, cudnn-composite, 4, 8, generic) on separate
+ * backend instances sharing the device memory; a path that does not run (cuDNN absent or refusing
+ * the shape) prints why. The row ops run the shipped kernels and, marked [v1], the two-pass
+ * kernels they replace (SLUICE_CUDA_ROWS=v1), on the same inputs against the same reference. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +24,9 @@
 #include "core/quant.h"
 #include "core/rng.h"
 
-/* kernel variants under evaluation (bench/kernels/rows_v2.cu) */
-int lab_rows_v2_run(int mode, void *out, const void *in, const void *a, int ak, const void *b,
-                    int bk, int64_t rows, int D, float eps);
-int lab_rows_v2_time(int mode, void *const *outs, const void *const *ins, int nsets, const void *a,
-                     int ak, const void *b, int bk, int64_t rows, int D, float eps, int reps,
-                     float *median_ms);
-
 static sl_backend *g_be, *g_cpu;
+static sl_backend
+    *g_v1; /* SLUICE_CUDA_ROWS=v1: the two-pass row kernels, for a [v1] row beside each row op */
 static FILE *g_tsv;
 static double g_peak_tflops = 0, g_peak_gbs = 0;
 
@@ -51,9 +48,9 @@ static void *dalloc(size_t n) {
 /* A device tensor with random contents (normal × scale, or quantised normal weights); the
  * host bytes and the exact decoded values are kept when asked for. */
 typedef struct lt {
-    sl_tensor d;  /* device */
-    void *bytes;  /* host encoding (NULL when not kept) */
-    float *vals;  /* decoded values (NULL when not kept) */
+    sl_tensor d; /* device */
+    void *bytes; /* host encoding (NULL when not kept) */
+    float *vals; /* decoded values (NULL when not kept) */
 } lt;
 
 static lt mk(sl_dtype dt, int nd, const int64_t *ne, uint64_t seed, float scale, bool keep) {
@@ -63,7 +60,8 @@ static lt mk(sl_dtype dt, int nd, const int64_t *ne, uint64_t seed, float scale,
     size_t nb = sl_tensor_nbytes(&t.d);
     float *v = malloc((size_t)n * sizeof(float) + 4);
     sl_rng_normal(seed, 3, 0, v, n);
-    for (int64_t i = 0; i < n; i++) v[i] *= scale;
+    for (int64_t i = 0; i < n; i++)
+        v[i] *= scale;
     void *b = malloc(nb + 4);
     sl_quant_row(dt, v, b, n); /* rows of block types are whole blocks: one long row is the same */
     t.d.data = dalloc(nb);
@@ -235,7 +233,8 @@ static void matmul_case(int64_t M, int64_t K, int64_t N, sl_dtype wdt, const cha
     for (int ri = 0; ri < 3; ri++)
         for (int64_t nn = 0; nn < N; nn++) {
             double s = 0;
-            for (int64_t k = 0; k < K; k++) s += (double)x.vals[rows[ri] * K + k] * w.vals[nn * K + k];
+            for (int64_t k = 0; k < K; k++)
+                s += (double)x.vals[rows[ri] * K + k] * w.vals[nn * K + k];
             cadd(&c, out[rows[ri] * N + nn], s);
         }
     cverdict(&c, chk, sizeof chk);
@@ -265,7 +264,8 @@ static void dequant_case(sl_dtype wdt, int64_t N, int64_t K) {
     float *out = fetch(&y);
     int64_t diff = 0;
     for (int64_t i = 0; i < N * K; i++)
-        if (sl_f32_to_bf16(w.vals[i]) != sl_f32_to_bf16(out[i]) && !(isnan(w.vals[i]) && isnan(out[i])))
+        if (sl_f32_to_bf16(w.vals[i]) != sl_f32_to_bf16(out[i]) &&
+            !(isnan(w.vals[i]) && isnan(out[i])))
             diff++;
     char chk[32], op[48], shape[48];
     snprintf(chk, sizeof chk, diff ? "BAD %lld" : "ok exact", (long long)diff);
@@ -312,9 +312,16 @@ static void attention_case(int64_t S, int64_t H, int64_t Dh, bool causal, const 
     const double flop = 4.0 * S * S * H * Dh * (causal ? 0.5 : 1.0);
     char vs[64];
     snprintf(vs, sizeof vs, "%s", variants);
+    char op[64], shape[64];
+    snprintf(shape, sizeof shape, "S%lld H%lld Dh%lld", (long long)S, (long long)H, (long long)Dh);
     for (char *tok = strtok(vs, ","); tok; tok = strtok(NULL, ",")) {
         sl_backend *be = backend_with(tok);
-        if (run_at(be, &a, 0) != SL_OK) fail(be, "attention");
+        snprintf(op, sizeof op, "attention%s [%s]", causal ? " causal" : "", tok);
+        if (run_at(be, &a, 0) != SL_OK) { /* e.g. cuDNN absent or refusing the shape */
+            printf("%-26s %-30s  not run: %.200s\n", op, shape, be->last_error);
+            sl_backend_destroy(be);
+            continue;
+        }
         if (be->vt->sync(be) != SL_OK) fail(be, "attention sync");
         float *out = fetch(&o);
         cmpr c = {0};
@@ -324,23 +331,26 @@ static void attention_case(int64_t S, int64_t H, int64_t Dh, bool causal, const 
             double mx = -INFINITY, sum = 0;
             for (int64_t j = 0; j < S; j++) {
                 double d = 0;
-                for (int64_t e = 0; e < Dh; e++) d += (double)q.vals[(i * H + h) * Dh + e] * k.vals[(j * H + h) * Dh + e];
+                for (int64_t e = 0; e < Dh; e++)
+                    d += (double)q.vals[(i * H + h) * Dh + e] * k.vals[(j * H + h) * Dh + e];
                 s[j] = (causal && j > i) ? -INFINITY : d * a.scale;
                 mx = s[j] > mx ? s[j] : mx;
             }
-            for (int64_t j = 0; j < S; j++) sum += (s[j] = exp(s[j] - mx));
-            for (int64_t e = 0; e < Dh; e++) acc[e] = 0;
             for (int64_t j = 0; j < S; j++)
-                for (int64_t e = 0; e < Dh; e++) acc[e] += s[j] / sum * v.vals[(j * H + h) * Dh + e];
-            for (int64_t e = 0; e < Dh; e++) cadd(&c, out[(i * H + h) * Dh + e], acc[e]);
+                sum += (s[j] = exp(s[j] - mx));
+            for (int64_t e = 0; e < Dh; e++)
+                acc[e] = 0;
+            for (int64_t j = 0; j < S; j++)
+                for (int64_t e = 0; e < Dh; e++)
+                    acc[e] += s[j] / sum * v.vals[(j * H + h) * Dh + e];
+            for (int64_t e = 0; e < Dh; e++)
+                cadd(&c, out[(i * H + h) * Dh + e], acc[e]);
         }
         free(s);
         free(out);
-        char chk[32], op[64], shape[64];
+        char chk[32];
         cverdict(&c, chk, sizeof chk);
         double ms = time_ms(be, run_at, &a, 20);
-        snprintf(op, sizeof op, "attention%s [%s]", causal ? " causal" : "", tok);
-        snprintf(shape, sizeof shape, "S%lld H%lld Dh%lld", (long long)S, (long long)H, (long long)Dh);
         report(op, shape, ms, flop, 0, chk);
         sl_backend_destroy(be);
     }
@@ -357,26 +367,35 @@ enum { K_RMS, K_GATED, K_LN, K_GLU, K_ADD, K_ROPE, K_CVT, K_GN, K_SOFTMAX };
 typedef struct mb_case {
     int kind;
     int nin;
-    lt in[NSET][4];     /* per set: inputs (in[s][0] is the read-write x of gated_add) */
+    lt in[NSET][4]; /* per set: inputs (in[s][0] is the read-write x of gated_add) */
     sl_tensor out[NSET];
-    lt vec[3];          /* shared small vectors / tables */
+    lt vec[3]; /* shared small vectors / tables */
     int groups;
-    int v2;             /* also time rows_v2.cu's kernel in this mode (0 rms, 1 gated); -1 none */
+    bool v1; /* also run and time the two-pass kernel (g_v1) */
 } mb_case;
 
 /* Run the case's op on be with the given tensors (device or host ones). */
 static sl_status mb_op(sl_backend *be, const mb_case *c, sl_tensor *in, sl_tensor *out,
                        sl_tensor *vec) {
     switch (c->kind) {
-    case K_RMS: return be->vt->rms_norm(be, out, &in[0], &vec[0], &vec[1], 1e-5f);
-    case K_GATED: return be->vt->gated_add(be, &in[0], &in[1], &vec[0], &vec[1], 1e-5f);
-    case K_LN: return be->vt->layer_norm(be, out, &in[0], NULL, NULL, &vec[0], NULL, 1e-6f);
-    case K_GLU: return be->vt->glu(be, SL_UNARY_SILU, out, &in[0], &in[1]);
-    case K_ADD: return be->vt->binary(be, SL_BINARY_ADD, out, &in[0], &in[1]);
-    case K_ROPE: return be->vt->rope(be, out, &in[0], &vec[0], 1e-5f, &vec[1], SL_ROPE_INTERLEAVED);
-    case K_CVT: return be->vt->copy(be, out, &in[0]);
-    case K_GN: return be->vt->group_norm(be, out, &in[0], c->groups, &vec[0], &vec[1], 1e-6f, true);
-    default: return be->vt->softmax(be, out, &in[0]);
+    case K_RMS:
+        return be->vt->rms_norm(be, out, &in[0], &vec[0], &vec[1], 1e-5f);
+    case K_GATED:
+        return be->vt->gated_add(be, &in[0], &in[1], &vec[0], &vec[1], 1e-5f);
+    case K_LN:
+        return be->vt->layer_norm(be, out, &in[0], NULL, NULL, &vec[0], NULL, 1e-6f);
+    case K_GLU:
+        return be->vt->glu(be, SL_UNARY_SILU, out, &in[0], &in[1]);
+    case K_ADD:
+        return be->vt->binary(be, SL_BINARY_ADD, out, &in[0], &in[1]);
+    case K_ROPE:
+        return be->vt->rope(be, out, &in[0], &vec[0], 1e-5f, &vec[1], SL_ROPE_INTERLEAVED);
+    case K_CVT:
+        return be->vt->copy(be, out, &in[0]);
+    case K_GN:
+        return be->vt->group_norm(be, out, &in[0], c->groups, &vec[0], &vec[1], 1e-6f, true);
+    default:
+        return be->vt->softmax(be, out, &in[0]);
     }
 }
 
@@ -384,8 +403,10 @@ static sl_status run_mb(sl_backend *be, void *a, int rep) {
     mb_case *c = a;
     int s = rep % NSET;
     sl_tensor in[4], vec[3];
-    for (int i = 0; i < c->nin; i++) in[i] = c->in[s][i].d;
-    for (int i = 0; i < 3; i++) vec[i] = c->vec[i].d;
+    for (int i = 0; i < c->nin; i++)
+        in[i] = c->in[s][i].d;
+    for (int i = 0; i < 3; i++)
+        vec[i] = c->vec[i].d;
     return mb_op(be, c, in, &c->out[s], vec);
 }
 
@@ -416,49 +437,34 @@ static void mb_run(mb_case *c, const char *op, const char *shape, double bytes) 
     float *cv = malloc((size_t)n * sizeof(float));
     sl_dequant_row(hout.dtype, hout.data, cv, n);
     cmpr cm = {0};
-    for (int64_t i = 0; i < n; i++) cadd(&cm, gv[i], cv[i]);
+    for (int64_t i = 0; i < n; i++)
+        cadd(&cm, gv[i], cv[i]);
     char chk[32];
     cverdict(&cm, chk, sizeof chk);
     double ms = time_ms(g_be, run_mb, c, 60);
     report(op, shape, ms, 0, bytes, chk);
-    if (c->v2 >= 0) { /* the candidate kernel on the same sets, checked against the same reference */
-        const sl_tensor *x0 = &c->in[0][0].d;
-        const int64_t D = sl_tensor_ncols(x0), rows = sl_tensor_nrows(x0);
-        const int vk[2] = {c->vec[0].d.dtype == SL_DTYPE_F32 ? 1 : 2,
-                           c->vec[1].d.dtype == SL_DTYPE_F32 ? 1 : 2};
-        void *outs[NSET];
-        const void *ins[NSET];
-        for (int s = 0; s < NSET; s++) {
-            outs[s] = c->v2 == 0 ? c->out[s].data : c->in[s][0].d.data;
-            ins[s] = c->v2 == 0 ? c->in[s][0].d.data : c->in[s][1].d.data;
-        }
+    if (c->v1) { /* the two-pass kernel on the same sets, checked against the same reference */
         if (g_be->vt->sync(g_be) != SL_OK) fail(g_be, "sync");
-        if (c->v2 == 1) /* gated_add's residual was updated by the timed runs: restore set 0 */
+        if (inplace) /* gated_add's residual was updated by the timed runs: restore set 0 */
             if (g_be->vt->upload(g_be, SL_QUEUE_COMPUTE, c->in[0][0].d.data, c->in[0][0].bytes,
-                                 sl_tensor_nbytes(x0)) != SL_OK || g_be->vt->sync(g_be) != SL_OK)
+                                 sl_tensor_nbytes(gout)) != SL_OK ||
+                g_be->vt->sync(g_be) != SL_OK)
                 fail(g_be, "restore");
-        int r = lab_rows_v2_run(c->v2, outs[0], ins[0], c->vec[0].d.data, vk[0], c->vec[1].d.data,
-                                vk[1], rows, (int)D, 1e-5f);
-        char op2[64];
-        snprintf(op2, sizeof op2, "%s [v2]", op);
-        if (r != 0) {
-            printf("%-26s %-30s  not run (%d)\n", op2, shape, r);
-        } else {
-            sl_tensor o0 = c->v2 == 0 ? c->out[0] : *x0;
-            float *g2 = fetch(&o0);
-            cmpr c2 = {0};
-            for (int64_t i = 0; i < n; i++) cadd(&c2, g2[i], cv[i]);
-            char chk2[32];
-            cverdict(&c2, chk2, sizeof chk2);
-            float ms2 = 0;
-            r = lab_rows_v2_time(c->v2, outs, ins, NSET, c->vec[0].d.data, vk[0], c->vec[1].d.data,
-                                 vk[1], rows, (int)D, 1e-5f, 60, &ms2);
-            if (r == 0) report(op2, shape, ms2, 0, bytes, chk2);
-            free(g2);
-        }
+        if (run_mb(g_v1, c, 0) != SL_OK) fail(g_v1, op);
+        if (g_v1->vt->sync(g_v1) != SL_OK) fail(g_v1, "sync");
+        float *g2 = fetch(gout);
+        cmpr c2 = {0};
+        for (int64_t i = 0; i < n; i++)
+            cadd(&c2, g2[i], cv[i]);
+        char chk2[32], op2[64];
+        cverdict(&c2, chk2, sizeof chk2);
+        snprintf(op2, sizeof op2, "%s [v1]", op);
+        report(op2, shape, time_ms(g_v1, run_mb, c, 60), 0, bytes, chk2);
+        free(g2);
     }
     free(gv), free(cv), free(ho);
-    for (int i = 0; i < c->nin; i++) free(hbuf[i]);
+    for (int i = 0; i < c->nin; i++)
+        free(hbuf[i]);
 }
 
 static void mb_free(mb_case *c) {
@@ -480,7 +486,7 @@ static void mb_cases(void) {
     const sl_dtype BF = SL_DTYPE_BF16;
     const double nTD = (double)T * D;
     {
-        mb_case c = {.kind = K_RMS, .nin = 1, .v2 = 0};
+        mb_case c = {.kind = K_RMS, .nin = 1, .v1 = true};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 100 + s, 2.0f, true);
             c.out[s] = mk_out(BF, 2, (int64_t[]){T, D});
@@ -491,7 +497,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_GATED, .nin = 2, .v2 = 1};
+        mb_case c = {.kind = K_GATED, .nin = 2, .v1 = true};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 120 + s, 2.0f, true);
             c.in[s][1] = mk(BF, 2, (int64_t[]){T, D}, 130 + s, 1.0f, true);
@@ -502,7 +508,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_LN, .nin = 1, .v2 = -1};
+        mb_case c = {.kind = K_LN, .nin = 1, .v1 = true};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 150 + s, 2.0f, true);
             c.out[s] = mk_out(BF, 2, (int64_t[]){T, D});
@@ -512,7 +518,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_GLU, .nin = 2, .v2 = -1};
+        mb_case c = {.kind = K_GLU, .nin = 2, .v1 = false};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, F}, 170 + s, 2.0f, true);
             c.in[s][1] = mk(BF, 2, (int64_t[]){T, F}, 180 + s, 1.0f, true);
@@ -522,7 +528,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_ADD, .nin = 2, .v2 = -1};
+        mb_case c = {.kind = K_ADD, .nin = 2, .v1 = false};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 190 + s, 1.0f, true);
             c.in[s][1] = mk(BF, 2, (int64_t[]){T, D}, 200 + s, 1.0f, true);
@@ -532,7 +538,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_ROPE, .nin = 1, .v2 = -1};
+        mb_case c = {.kind = K_ROPE, .nin = 1, .v1 = true};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 3, (int64_t[]){T, H, Dh}, 210 + s, 1.0f, true);
             c.out[s] = mk_out(BF, 3, (int64_t[]){T, H, Dh});
@@ -543,7 +549,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_CVT, .nin = 1, .v2 = -1};
+        mb_case c = {.kind = K_CVT, .nin = 1, .v1 = false};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){T, D}, 230 + s, 1.0f, true);
             c.out[s] = mk_out(SL_DTYPE_F32, 2, (int64_t[]){T, D});
@@ -552,7 +558,7 @@ static void mb_cases(void) {
         mb_free(&c);
     }
     {
-        mb_case c = {.kind = K_SOFTMAX, .nin = 1, .v2 = -1};
+        mb_case c = {.kind = K_SOFTMAX, .nin = 1, .v1 = false};
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 2, (int64_t[]){4096, 4096}, 240 + s, 3.0f, true);
             c.out[s] = mk_out(BF, 2, (int64_t[]){4096, 4096});
@@ -563,7 +569,7 @@ static void mb_cases(void) {
     const int64_t gshapes[2][3] = {{512, 128, 128}, {128, 512, 512}};
     for (int gi = 0; gi < 2; gi++) {
         const int64_t C = gshapes[gi][0], Hh = gshapes[gi][1], W = gshapes[gi][2];
-        mb_case c = {.kind = K_GN, .nin = 1, .v2 = -1};
+        mb_case c = {.kind = K_GN, .nin = 1, .v1 = false};
         c.groups = 32;
         for (int s = 0; s < NSET; s++) {
             c.in[s][0] = mk(BF, 3, (int64_t[]){C, Hh, W}, 250 + s, 2.0f, true);
@@ -572,7 +578,8 @@ static void mb_cases(void) {
         c.vec[0] = mk(BF, 1, (int64_t[]){C}, 260, 1.0f, true);
         c.vec[1] = mk(BF, 1, (int64_t[]){C}, 261, 1.0f, true);
         char shape[48];
-        snprintf(shape, sizeof shape, "%lldx%lldx%lld bf16", (long long)C, (long long)Hh, (long long)W);
+        snprintf(shape, sizeof shape, "%lldx%lldx%lld bf16", (long long)C, (long long)Hh,
+                 (long long)W);
         mb_run(&c, "group_norm+silu", shape, (double)C * Hh * W * 2 * 2);
         mb_free(&c);
     }
@@ -609,7 +616,8 @@ static void conv_case(int64_t Cin, int64_t Hh, int64_t W, int64_t Cout, int k, i
                 for (int kx = 0; kx < k; kx++) {
                     int64_t iy = oy - p + ky, ix = ox - p + kx;
                     if (iy >= 0 && iy < Hh && ix >= 0 && ix < W)
-                        s += (double)x.vals[(ci * Hh + iy) * W + ix] * w.vals[((co * Cin + ci) * k + ky) * k + kx];
+                        s += (double)x.vals[(ci * Hh + iy) * W + ix] *
+                             w.vals[((co * Cin + ci) * k + ky) * k + kx];
                 }
         cadd(&c, out[i], s);
     }
@@ -632,6 +640,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lab: %s\n", e.msg);
         return 2;
     }
+    setenv("SLUICE_CUDA_ROWS", "v1", 1);
+    if (sl_backend_cuda_create(0, &g_v1, &e) != SL_OK) {
+        fprintf(stderr, "lab: %s\n", e.msg);
+        return 2;
+    }
+    unsetenv("SLUICE_CUDA_ROWS");
     sl_cpu_options co = {.threads = 0};
     if (sl_backend_cpu_create(&co, &g_cpu, &e) != SL_OK) {
         fprintf(stderr, "lab: cpu backend: %s\n", e.msg);
@@ -645,9 +659,9 @@ int main(int argc, char **argv) {
            "check");
     peaks();
     if (WANT("attn")) {
-        attention_case(4352, 30, 128, false, "4,8,generic");
-        attention_case(4352, 30, 128, true, "4,8");
-        attention_case(4096, 24, 64, false, "4,8");
+        attention_case(4352, 30, 128, false, "cudnn,cudnn-composite,4,8,generic");
+        attention_case(4352, 30, 128, true, "cudnn,4,8");
+        attention_case(4096, 24, 64, false, "cudnn,4,8");
     }
     if (WANT("mm")) {
         matmul_case(4352, 3840, 10240, SL_DTYPE_BF16, "ffn w1");
@@ -671,6 +685,7 @@ int main(int argc, char **argv) {
     }
     if (g_tsv) fclose(g_tsv);
     sl_backend_destroy(g_cpu);
+    sl_backend_destroy(g_v1);
     sl_backend_destroy(g_be);
     return 0;
 }

@@ -1,5 +1,9 @@
 /* backend/cuda/attention.cu — o = softmax(q·kᵀ·scale [+ causal mask])·v.
  *
+ * Path order: cuDNN's fused flash attention (attention_cudnn.cu: bf16/f16, Dh % 8 == 0, loaded at
+ * run time, sm_80+) when it loads and accepts the shape; then the flash kernel below; then the
+ * generic path. SLUICE_CUDA_ATTN picks one (cuda.cu).
+ *
  * Flash path (bf16 or f16 q/k/v/o of one dtype, head dim 64 or 128, 16-byte aligned rows): a
  * FlashAttention-2 style kernel on mma.sync m16n8k16 tensor-core instructions (sm_80+). A block
  * owns BR = 16·NW query rows of one head; each warp owns 16 rows, keeps its Q fragments in
@@ -27,7 +31,9 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int sr
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                  "r"(src_bytes));
 }
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_commit() {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
 template <int N> __device__ __forceinline__ void cp_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
@@ -86,7 +92,9 @@ struct fa_args {
     int causal;
 };
 
-template <int DH> constexpr int fa_smem_bytes() { return 2 * 2 * FA_BC * (DH + 8) * 2; }
+template <int DH> constexpr int fa_smem_bytes() {
+    return 2 * 2 * FA_BC * (DH + 8) * 2;
+}
 
 /* Fragment layouts (PTX ISA, mma.m16n8k16): g = lane/4, t = lane%4.
  *   A (16×16, row): a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 8+2t..), a3 (g+8, 8+2t..)
@@ -96,8 +104,8 @@ template <typename T, int DH, int NW>
 __global__ void __launch_bounds__(NW * 32) k_flash(fa_args a) {
     constexpr int BR = 16 * NW, BC = FA_BC, LDS = DH + 8, KS = DH / 16, NT = BC / 8, DT = DH / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    T *Ks = reinterpret_cast<T *>(smem_raw);  /* [2][BC][LDS] */
-    T *Vs = Ks + 2 * BC * LDS;                /* [2][BC][LDS] */
+    T *Ks = reinterpret_cast<T *>(smem_raw); /* [2][BC][LDS] */
+    T *Vs = Ks + 2 * BC * LDS;               /* [2][BC][LDS] */
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int q0 = blockIdx.x * BR, hq = blockIdx.y, b = blockIdx.z;
@@ -133,14 +141,17 @@ __global__ void __launch_bounds__(NW * 32) k_flash(fa_args a) {
             const int r = i / CPR, ch = i % CPR, key = j * BC + r;
             const bool ok = key < a.Sk;
             const int kr = ok ? key : 0;
-            cp_async16(smem_u32(Ks + (buf * BC + r) * LDS + ch * 8), kb + kr * kss + ch * 8, ok ? 16 : 0);
-            cp_async16(smem_u32(Vs + (buf * BC + r) * LDS + ch * 8), vb + kr * kss + ch * 8, ok ? 16 : 0);
+            cp_async16(smem_u32(Ks + (buf * BC + r) * LDS + ch * 8), kb + kr * kss + ch * 8,
+                       ok ? 16 : 0);
+            cp_async16(smem_u32(Vs + (buf * BC + r) * LDS + ch * 8), vb + kr * kss + ch * 8,
+                       ok ? 16 : 0);
         }
     };
 
     float o[DT][4];
 #pragma unroll
-    for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+    for (int d = 0; d < DT; d++)
+        o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
     float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
 
     if (nkt > 0) load_tile(0, 0);
@@ -160,13 +171,15 @@ __global__ void __launch_bounds__(NW * 32) k_flash(fa_args a) {
         /* S = Q·Kᵀ: 16 rows × 64 keys per warp */
         float s[NT][4];
 #pragma unroll
-        for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        for (int n = 0; n < NT; n++)
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
         const int mi = lane >> 3, mr = lane & 7;
 #pragma unroll
         for (int kk = 0; kk < KS; kk++) {
 #pragma unroll
             for (int n = 0; n < NT; n += 2) {
-                /* matrices: (keys 8n.., dims 16kk..), (8n.., 16kk+8..), (8n+8.., 16kk..), (8n+8.., 16kk+8..) */
+                /* matrices: (keys 8n.., dims 16kk..), (8n.., 16kk+8..), (8n+8.., 16kk..), (8n+8..,
+                 * 16kk+8..) */
                 const int key = 8 * (n + (mi >> 1)) + mr, dim = 16 * kk + 8 * (mi & 1);
                 uint32_t b0, b1, b2, b3;
                 ldsm_x4(smem_u32(K_ + key * LDS + dim), b0, b1, b2, b3);
@@ -235,8 +248,8 @@ __global__ void __launch_bounds__(NW * 32) k_flash(fa_args a) {
             pa[3] = mma_t<T>::pack(s[2 * kc + 1][2], s[2 * kc + 1][3]);
 #pragma unroll
             for (int d = 0; d < DT; d += 2) {
-                /* transposed matrices: (keys 16kc.., dims 8d..), (16kc+8.., 8d..), (16kc.., 8d+8..),
-                 * (16kc+8.., 8d+8..) */
+                /* transposed matrices: (keys 16kc.., dims 8d..), (16kc+8.., 8d..), (16kc..,
+                 * 8d+8..), (16kc+8.., 8d+8..) */
                 const int key = 16 * kc + 8 * (mi & 1) + mr, dim = 8 * (d + (mi >> 1));
                 uint32_t b0, b1, b2, b3;
                 ldsm_x4_t(smem_u32(V_ + key * LDS + dim), b0, b1, b2, b3);
@@ -270,7 +283,8 @@ template <typename T, int DH, int NW>
 static sl_status launch_flash(sl_backend *be, const fa_args &a, int B) {
     constexpr int smem = fa_smem_bytes<DH>();
     if (smem > SLC(be)->smem_optin)
-        return slc_fail(be, SL_ERR_UNSUPPORTED, "attention: %d bytes of shared memory needed", smem);
+        return slc_fail(be, SL_ERR_UNSUPPORTED, "attention: %d bytes of shared memory needed",
+                        smem);
     SLC_TRY(be, cudaFuncSetAttribute(k_flash<T, DH, NW>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     dim3 grid((unsigned)((a.Sq + 16 * NW - 1) / (16 * NW)), (unsigned)a.Hq, (unsigned)B);
@@ -281,7 +295,8 @@ static sl_status launch_flash(sl_backend *be, const fa_args &a, int B) {
 
 template <typename T>
 static sl_status flash_dispatch(sl_backend *be, const fa_args &a, int B, int Dh, int nw) {
-    if (Dh == 128) return nw == 8 ? launch_flash<T, 128, 8>(be, a, B) : launch_flash<T, 128, 4>(be, a, B);
+    if (Dh == 128)
+        return nw == 8 ? launch_flash<T, 128, 8>(be, a, B) : launch_flash<T, 128, 4>(be, a, B);
     return nw == 8 ? launch_flash<T, 64, 8>(be, a, B) : launch_flash<T, 64, 4>(be, a, B);
 }
 
@@ -295,10 +310,12 @@ __global__ void k_attn_softmax(void *P, int pt, const float *S, int64_t rows, in
         const float *sr = S + r * Sk;
         const int64_t lim = causal ? (q0 + r + 1 < Sk ? q0 + r + 1 : Sk) : Sk;
         float mx = -INFINITY;
-        for (int64_t j = threadIdx.x; j < lim; j += blockDim.x) mx = fmaxf(mx, sr[j]);
+        for (int64_t j = threadIdx.x; j < lim; j += blockDim.x)
+            mx = fmaxf(mx, sr[j]);
         mx = block_max(mx, sh);
         float s = 0.0f;
-        for (int64_t j = threadIdx.x; j < lim; j += blockDim.x) s += expf(sr[j] - mx);
+        for (int64_t j = threadIdx.x; j < lim; j += blockDim.x)
+            s += expf(sr[j] - mx);
         const float inv = 1.0f / block_sum(s, sh);
         for (int64_t j = threadIdx.x; j < Sk; j += blockDim.x)
             st_any(P, pt, r * Sk + j, j < lim ? expf(sr[j] - mx) * inv : 0.0f);
@@ -353,18 +370,18 @@ static sl_status attention_generic(sl_backend *be, sl_tensor *o, const sl_tensor
                 /* Sᵀ (Sk × qn, col-major) = K_h (Dh × Sk)ᵀ · Q_c (Dh × qn) */
                 SLC_CHECK(slc_gemm_ex(be, true, false, Sk, qn, Dh, scale, Kh, Hk * Dh, Qh, Hq * Dh,
                                       CT, 0.0f, S, Sk, SL_DTYPE_F32));
-                k_attn_softmax<<<slc_blocks(qn, 1, SLC(be)->sm_count * 8), 256, 0, slc_stream(be)>>>(
-                    P, (int)CT, S, qn, Sk, q0, causal ? 1 : 0);
+                k_attn_softmax<<<slc_blocks(qn, 1, SLC(be)->sm_count * 8), 256, 0,
+                                 slc_stream(be)>>>(P, (int)CT, S, qn, Sk, q0, causal ? 1 : 0);
                 SLC_LAUNCHED(be);
                 /* O_cᵀ (Dh × qn) = V_hᵀ (Dh × Sk) · Pᵀ (Sk × qn) */
                 if (odirect) {
-                    SLC_CHECK(slc_gemm_ex(be, false, false, Dh, qn, Sk, 1.0f, Vh, Hk * Dh, P, Sk, CT,
-                                          0.0f, Oh, Hq * Dh, o->dtype));
+                    SLC_CHECK(slc_gemm_ex(be, false, false, Dh, qn, Sk, 1.0f, Vh, Hk * Dh, P, Sk,
+                                          CT, 0.0f, Oh, Hq * Dh, o->dtype));
                 } else {
-                    SLC_CHECK(slc_gemm_ex(be, false, false, Dh, qn, Sk, 1.0f, Vh, Hk * Dh, P, Sk, CT,
-                                          0.0f, tmp, Dh, SL_DTYPE_F32));
-                    SLC_CHECK(slc_convert_2d(be, Oh, o->dtype, Hq * Dh, tmp, SL_DTYPE_F32, Dh, qn, Dh,
-                                             NULL, SL_DTYPE_F32));
+                    SLC_CHECK(slc_gemm_ex(be, false, false, Dh, qn, Sk, 1.0f, Vh, Hk * Dh, P, Sk,
+                                          CT, 0.0f, tmp, Dh, SL_DTYPE_F32));
+                    SLC_CHECK(slc_convert_2d(be, Oh, o->dtype, Hq * Dh, tmp, SL_DTYPE_F32, Dh, qn,
+                                             Dh, NULL, SL_DTYPE_F32));
                 }
             }
         }
@@ -384,12 +401,18 @@ extern "C" sl_status slc_op_attention(sl_backend *be, sl_tensor *o, const sl_ten
     if (!Sk) return slc_op_fill(be, o, 0.0f);
     const int variant = SLC(be)->attn_variant;
     const sl_dtype dt = q->dtype;
-    const bool flash = variant >= 0 && (dt == SL_DTYPE_BF16 || dt == SL_DTYPE_F16) &&
-                       k->dtype == dt && v->dtype == dt && o->dtype == dt &&
-                       (Dh == 64 || Dh == 128) && slc_aligned(q->data, 16) &&
-                       slc_aligned(k->data, 16) && slc_aligned(v->data, 16) &&
-                       slc_aligned(o->data, 16) && Sq < INT32_MAX / 2 && Sk < INT32_MAX / 2 &&
-                       Hq <= 65535 && B <= 65535;
+    const bool same16 = (dt == SL_DTYPE_BF16 || dt == SL_DTYPE_F16) && k->dtype == dt &&
+                        v->dtype == dt && o->dtype == dt && slc_aligned(q->data, 16) &&
+                        slc_aligned(k->data, 16) && slc_aligned(v->data, 16) &&
+                        slc_aligned(o->data, 16);
+    if (SLC(be)->attn_cudnn && same16 && Dh % 8 == 0 && Dh <= 256) {
+        const sl_status st =
+            slc_dnn_attention(be, o, q, k, v, scale, causal, B, Sq, Sk, Hq, Hk, Dh);
+        /* refused or absent (nothing enqueued): the portable kernels, unless cuDNN was forced */
+        if (st != SL_ERR_UNSUPPORTED || SLC(be)->attn_cudnn == 2) return st;
+    }
+    const bool flash = variant >= 0 && same16 && (Dh == 64 || Dh == 128) && Sq < INT32_MAX / 2 &&
+                       Sk < INT32_MAX / 2 && Hq <= 65535 && B <= 65535;
     if (!flash) return attention_generic(be, o, q, k, v, scale, causal, B, Sq, Sk, Hq, Hk, Dh);
     fa_args a;
     a.q = q->data, a.k = k->data, a.v = v->data, a.o = o->data;

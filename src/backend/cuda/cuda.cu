@@ -7,7 +7,12 @@
  * Environment knobs (read once at creation):
  *   SLUICE_CUDA_F32_GEMM=f32      f32 GEMMs/convolutions in full f32 instead of TF32
  *   SLUICE_CUDA_SCRATCH_MB=<n>    chunk budget for weight dequantisation / im2col (default 64)
- *   SLUICE_CUDA_ATTN=4|8|generic  force an attention kernel (lab and tests) */
+ *   SLUICE_CUDA_ATTN=<path>       attention: auto (default: cuDNN's fused attention where it
+ *                                 loads and accepts the shape, else the portable kernels), cudnn
+ *                                 (cuDNN or an error), cudnn-composite (its composite graph only),
+ *                                 portable, 4|8 (the mma kernel with that many warps), generic
+ *   SLUICE_CUDNN_PATH=<file|dir>  where libcudnn.so.9 is (else LD_LIBRARY_PATH, the loader's
+ * search) SLUICE_CUDA_ROWS=v1           the two-pass row kernels only (lab comparison) */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,7 +138,9 @@ sl_status slc_vectors(sl_backend *be, const sl_tensor *const *v, int n, const fl
     return SL_OK;
 }
 
-size_t slc_scratch_bound(sl_backend *be) { return 2 * SLC(be)->scratch_cap + (8u << 20); }
+size_t slc_scratch_bound(sl_backend *be) {
+    return 2 * SLC(be)->scratch_cap + (8u << 20);
+}
 
 /* ---- memory ---- */
 
@@ -178,10 +185,11 @@ static sl_status c_host_alloc(sl_backend *be, size_t bytes, void **out, sl_err *
         if (e != cudaSuccess) {
             cudaGetLastError();
             *out = NULL;
-            st = slc_fail(be, SL_ERR_OOM_HOST,
-                          "pinned host allocation of %zu bytes (%.1f MiB) failed: %s (the system "
-                          "limits page-locked memory; lower the pinned budget or use the disk tier)",
-                          bytes, bytes / 1048576.0, cudaGetErrorName(e));
+            st =
+                slc_fail(be, SL_ERR_OOM_HOST,
+                         "pinned host allocation of %zu bytes (%.1f MiB) failed: %s (the system "
+                         "limits page-locked memory; lower the pinned budget or use the disk tier)",
+                         bytes, bytes / 1048576.0, cudaGetErrorName(e));
         }
     }
     if (st != SL_OK) sl_err_set(err, st, "%s", be->last_error);
@@ -299,6 +307,7 @@ static void c_destroy(sl_backend *be) {
         cudaSetDevice(c->device);
         for (int i = 0; i < 2; i++)
             if (c->stream[i]) cudaStreamSynchronize(c->stream[i]);
+        slc_dnn_free(be);
         if (c->lt) cublasLtDestroy(c->lt);
         if (c->blas) cublasDestroy(c->blas);
         if (c->ws) cudaFree(c->ws);
@@ -410,14 +419,32 @@ extern "C" sl_status sl_backend_cuda_create(int device, sl_backend **out, sl_err
     long mb = s ? strtol(s, NULL, 10) : 64;
     c->scratch_cap = (size_t)(mb >= 8 ? mb : 8) << 20;
     s = getenv("SLUICE_CUDA_ATTN");
-    c->attn_variant = !s ? 0 : !strcmp(s, "generic") ? -1 : atoi(s);
+    c->attn_cudnn = p.major >= 8 ? 1 : 0; /* cuDNN's flash attention needs sm_80+ */
+    if (s && *s && strcmp(s, "auto")) {
+        c->attn_cudnn = 0;
+        if (!strcmp(s, "cudnn") || !strcmp(s, "cudnn-composite")) {
+            c->attn_cudnn = 2;
+            c->attn_cudnn_composite = s[5] != 0;
+        } else if (!strcmp(s, "generic")) {
+            c->attn_variant = -1;
+        } else if (!strcmp(s, "4") || !strcmp(s, "8")) {
+            c->attn_variant = atoi(s);
+        } else if (strcmp(s, "portable")) {
+            SL_WARN(
+                "cuda: SLUICE_CUDA_ATTN=%s is not one of auto, cudnn, cudnn-composite, portable, "
+                "4, 8, generic; using portable",
+                s);
+        }
+    }
+    s = getenv("SLUICE_CUDA_ROWS");
+    c->rows_v1 = s && !strcmp(s, "v1");
 
     sl_status st;
 #define CREATE_TRY(call)                                                                           \
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess)                                                                     \
-            return create_fail(be, err, slc_cuda_fail(be, e_, #call, __FILE__, __LINE__));        \
+            return create_fail(be, err, slc_cuda_fail(be, e_, #call, __FILE__, __LINE__));         \
     } while (0)
     CREATE_TRY(cudaSetDevice(device));
     CREATE_TRY(cudaStreamCreateWithFlags(&c->stream[0], cudaStreamNonBlocking));

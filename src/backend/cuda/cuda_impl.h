@@ -60,6 +60,11 @@ typedef struct slc {
     size_t scratch_cap;              /* chunk budget for weight dequantisation and im2col */
     bool f32_tf32;                   /* f32 GEMMs on TF32 tensor cores (default) */
     int attn_variant;                /* 0 auto, 4/8 warps of the mma kernel, -1 generic path */
+    int attn_cudnn;                  /* cuDNN attention: 0 never, 1 where it accepts the shape (the
+                                        portable kernels otherwise), 2 forced (a refusal is an error) */
+    bool attn_cudnn_composite;       /* only cuDNN's composite SDPA graph (lab comparison) */
+    struct slc_dnn *dnn;             /* cuDNN state, created at the first attention (attention_cudnn.cu) */
+    bool rows_v1;                    /* SLUICE_CUDA_ROWS=v1: the two-pass row kernels only (lab) */
     slc_lt_plan plans[SLC_LT_CACHE];
     uint64_t plan_clock;
 } slc;
@@ -259,6 +264,17 @@ sl_status slc_gemm_ex(sl_backend *be, bool ta, bool tb, int64_t m, int64_t n, in
                       float beta, void *C, int64_t ldc, sl_dtype ct);
 /* Maximum scratch bytes any op asks for (for budget planning). */
 size_t slc_scratch_bound(sl_backend *be);
+
+/* Attention through cuDNN's fused flash attention (attention_cudnn.cu), for q/k/v/o of one dtype
+ * (bf16/f16) in the [B, S, H, Dh] layout with 16-byte aligned data, Dh % 8 == 0. SL_OK: enqueued
+ * on the compute stream. SL_ERR_UNSUPPORTED: cuDNN is absent or refused this shape, nothing was
+ * enqueued and be->last_error says why (the caller falls back to its own kernels). Other statuses:
+ * a failure after work may have been enqueued. */
+sl_status slc_dnn_attention(sl_backend *be, sl_tensor *o, const sl_tensor *q, const sl_tensor *k,
+                            const sl_tensor *v, float scale, bool causal, int64_t B, int64_t Sq,
+                            int64_t Sk, int64_t Hq, int64_t Hk, int64_t Dh);
+/* Release the backend's cuDNN handle and cached plans (NULL state is fine). */
+void slc_dnn_free(sl_backend *be);
 
 /* ---- op entry points (the vtable's ops; see backend.h for semantics) ---- */
 extern "C" {
