@@ -20,6 +20,7 @@
 #include "models/synth.h"
 #include "residency/residency.h"
 #include "test.h"
+#include "test_models_util.h"
 
 #define TINY_SEED 1234u
 
@@ -27,30 +28,19 @@
  * `reshape` a wrong first dimension. Returns the path in buf. */
 static sl_status write_tiny(const char *name, const char *drop, const char *reshape, char *buf,
                             size_t n, sl_err *err) {
-    snprintf(buf, n, "%s/%s", sl_test_tmpdir(), name);
     sl_synth_list l = {0};
     sl_status st = sl_qwen3_synth_list("tiny", NULL, &l, err);
-    if (st != SL_OK) return st;
-    for (int i = 0; i < l.n; i++) {
-        if (drop && !strcmp(l.t[i].name, drop)) {
-            l.t[i] = l.t[--l.n];
-            i--;
-        } else if (reshape && !strcmp(l.t[i].name, reshape)) {
-            l.t[i].ne[0] /= 2;
-        }
+    if (st == SL_OK) {
+        tm_list_drop(&l, drop);
+        sl_synth_tensor *t = tm_list_find(&l, reshape);
+        if (t) t->ne[0] /= 2;
+        st = tm_write_list(&l, name, SL_DTYPE_BF16, TINY_SEED, buf, n, err);
     }
-    sl_synth_opts o = {.dtype = SL_DTYPE_BF16, .format = SL_SYNTH_SAFETENSORS, .seed = TINY_SEED};
-    st = sl_synth_write(&l, &o, buf, err);
     sl_synth_list_free(&l);
     return st;
 }
 
-static sl_wdir *open_one(const char *path, sl_err *err) {
-    sl_wdir *wd = NULL;
-    const char *p[1] = {path};
-    if (sl_wdir_open(&wd, p, 1, err) != SL_OK) return NULL;
-    return wd;
-}
+static sl_wdir *open_one(const char *path, sl_err *err) { return tm_open_one(path, err); }
 
 static sl_backend *cpu(bool as_device) {
     sl_backend *be = NULL;

@@ -6,6 +6,7 @@
 #include "models/synth.h"
 #include "models/zimage/zimage.h"
 #include "test.h"
+#include "test_models_util.h"
 
 static const sl_synth_tensor *find_synth(const sl_synth_list *l, const char *name) {
     for (int i = 0; i < l->n; i++)
@@ -114,24 +115,18 @@ SL_TEST(zimage_config_tiny_derivations) {
  * the path in buf. */
 static sl_status write_tiny_dt(const char *name, const char *drop, const char *reshape, sl_dtype dt,
                                char *buf, size_t n, sl_err *err) {
-    snprintf(buf, n, "%s/%s", sl_test_tmpdir(), name);
     sl_synth_list l = {0};
     sl_status st = sl_zimage_synth_list("tiny", "official", &l, err);
-    if (st) return st;
-    for (int i = 0; i < l.n; i++) {
-        if (drop && !strcmp(l.t[i].name, drop)) {
-            l.t[i] = l.t[--l.n];
-            i--;
-        } else if (reshape && !strcmp(l.t[i].name, reshape)) {
-            int64_t a = l.t[i].ne[0];
-            l.t[i].ne[0] = l.t[i].ne[1];
-            l.t[i].ne[1] = a;
+    if (st == SL_OK) {
+        tm_list_drop(&l, drop);
+        sl_synth_tensor *t = tm_list_find(&l, reshape);
+        if (t) {
+            int64_t a = t->ne[0];
+            t->ne[0] = t->ne[1];
+            t->ne[1] = a;
         }
+        st = tm_write_list(&l, name, dt, TINY_SEED, buf, n, err);
     }
-    sl_synth_opts o = {.dtype = dt,
-                       .seed = TINY_SEED,
-                       .format = sl_dtype_get(dt)->is_quant ? SL_SYNTH_GGUF : SL_SYNTH_SAFETENSORS};
-    st = sl_synth_write(&l, &o, buf, err);
     sl_synth_list_free(&l);
     return st;
 }
